@@ -1,0 +1,49 @@
+"""What every image dataset builder returns, and where datasets and caches live."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from trainlab.registry import Registry
+
+DATASETS = Registry("datasets")
+
+DATA_ENV = "TRAINLAB_DATA"
+CACHE_ENV = "TRAINLAB_CACHE"
+
+
+@dataclass
+class ImageArrays:
+    images: np.ndarray  # (N, H, W, C) uint8; may be a read-only memory map
+    labels: np.ndarray  # (N,) int64, values in [0, num_classes)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+@dataclass
+class ImageDataset:
+    train: ImageArrays
+    test: ImageArrays
+    classes: list[str]
+    source: str  # where the pixels came from, in words: "image folder /data/cifar10-jpeg"
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of one image, as a model sees it."""
+        _, h, w, c = self.train.images.shape
+        return c, h, w
+
+
+def data_root() -> Path:
+    """The folder that holds datasets by name (`cifar10-jpeg/`, `mnist/`, ...): $TRAINLAB_DATA."""
+    return Path(os.environ.get(DATA_ENV) or Path.home() / ".cache" / "trainlab" / "data").expanduser()
+
+
+def cache_root() -> Path:
+    """Where decoded arrays are cached: $TRAINLAB_CACHE, default ~/.cache/trainlab/arrays."""
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "trainlab" / "arrays").expanduser()
