@@ -72,7 +72,7 @@ class Registry:
 
     def arguments(self, name: str) -> dict[str, inspect.Parameter]:
         """The arguments a config may set for `name`: the builder's keyword arguments minus injected ones."""
-        signature = inspect.signature(self.get(name))
+        signature = inspect.signature(self.get(name), eval_str=True)
         return {
             p.name: p
             for p in signature.parameters.values()
@@ -101,5 +101,5 @@ class Registry:
             raise ConfigError(f"{self.kind[:-1]} '{name}': '{sorted(injected)[0]}' is set by trainlab, not by the config")
         return self.schema(name)(**arguments).model_dump()
 
-    def build(self, name: str, /, **kwargs: Any) -> Any:
-        return self.get(name)(**kwargs)
+    def build(self, name: str, /, *args: Any, **kwargs: Any) -> Any:
+        return self.get(name)(*args, **kwargs)

@@ -1,0 +1,6 @@
+"""Datasets (registered by name) and the array loader that feeds training."""
+
+from trainlab.data.base import DATASETS, ImageArrays, ImageDataset, cache_root, data_root
+from trainlab.data import vision  # noqa: F401  (registers the image datasets)
+
+__all__ = ["DATASETS", "ImageArrays", "ImageDataset", "cache_root", "data_root"]

@@ -1,0 +1,317 @@
+import hashlib
+import os
+import pickle
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from trainlab.data import vision
+from trainlab.data.base import DATASETS
+from trainlab.data.vision import load_image_folder, read_image_folder
+from trainlab.errors import DataError, UsageError
+
+RED, BLUE = (255, 0, 0), (0, 0, 255)
+CLASSES = ["cat", "dog"]
+
+
+@pytest.fixture(autouse=True)
+def isolated_dirs(tmp_path, monkeypatch):
+    monkeypatch.setenv("TRAINLAB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("TRAINLAB_DATA", str(tmp_path / "data"))
+
+
+def write_image(path: Path, size: int = 4, colour: tuple[int, ...] | int = RED, mode: str = "RGB") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new(mode, (size, size), colour).save(path)
+    return path
+
+
+def make_split(root: Path, counts: dict[str, int] | None = None, **image) -> Path:
+    """root/<class>/<i>.png: cats red, dogs blue unless `image` says otherwise."""
+    for name, count in (counts or {"cat": 2, "dog": 3}).items():
+        for i in range(count):
+            write_image(root / name / f"{i}.png", **({"colour": RED if name == "cat" else BLUE} | image))
+    return root
+
+
+def cache_files(tmp_path: Path) -> list[str]:
+    return sorted(p.name for p in (tmp_path / "cache").iterdir())
+
+
+def fail_to_decode(path, image_size):
+    raise AssertionError(f"decoded {path} again")
+
+
+# ---------------------------------------------------------------- one split folder
+
+
+def test_reads_class_folders_into_arrays_labels_and_sorted_classes(tmp_path):
+    arrays, classes = read_image_folder(make_split(tmp_path / "train"))
+    assert classes == CLASSES
+    assert arrays.images.shape == (5, 4, 4, 3) and arrays.images.dtype == np.uint8
+    assert arrays.labels.tolist() == [0, 0, 1, 1, 1] and arrays.labels.dtype == np.int64
+    assert (arrays.images[0] == RED).all() and (arrays.images[4] == BLUE).all()
+
+
+def test_hidden_files_and_folders_are_ignored(tmp_path):
+    root = make_split(tmp_path / "train")
+    (root / ".DS_Store").write_bytes(b"junk")
+    (root / "cat" / "._0.png").write_bytes(b"junk")
+    write_image(root / ".thumbnails" / "0.png")
+    arrays, classes = read_image_folder(root)
+    assert classes == CLASSES and len(arrays) == 5
+
+
+def test_second_load_is_a_cache_hit_without_decoding(tmp_path, monkeypatch):
+    root = make_split(tmp_path / "train")
+    first, _ = load_image_folder(root)
+    monkeypatch.setattr(vision, "_decode_image", fail_to_decode)
+    second, classes = load_image_folder(root)
+    assert isinstance(second.images, np.memmap)
+    assert classes == CLASSES
+    np.testing.assert_array_equal(second.images, first.images)
+    np.testing.assert_array_equal(second.labels, first.labels)
+
+
+def test_touching_a_file_rebuilds_the_cache_and_drops_the_old_one(tmp_path, monkeypatch):
+    root = make_split(tmp_path / "train")
+    load_image_folder(root)
+    before = cache_files(tmp_path)
+    stat = (root / "cat" / "0.png").stat()
+    os.utime(root / "cat" / "0.png", ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    decoded = []
+    monkeypatch.setattr(vision, "_decode_image", lambda path, size: decoded.append(path) or np.zeros((4, 4, 3), np.uint8))
+    arrays, _ = load_image_folder(root)
+    assert len(decoded) == 5 and not isinstance(arrays.images, np.memmap)
+    after = cache_files(tmp_path)
+    assert len(after) == len(before) == 3 and not set(after) & set(before)
+
+
+def test_adding_a_file_rebuilds_the_cache(tmp_path):
+    root = make_split(tmp_path / "train")
+    load_image_folder(root)
+    write_image(root / "dog" / "9.png", colour=BLUE)
+    arrays, _ = load_image_folder(root)
+    assert len(arrays) == 6 and arrays.labels[-1] == 1
+
+
+def test_a_half_written_cache_without_its_json_is_not_used(tmp_path, monkeypatch):
+    root = make_split(tmp_path / "train")
+    load_image_folder(root)
+    (meta,) = (tmp_path / "cache").glob("*.json")
+    meta.unlink()
+    arrays, _ = load_image_folder(root)
+    assert not isinstance(arrays.images, np.memmap) and len(arrays) == 5
+
+
+def test_non_image_file_is_a_data_error_naming_it(tmp_path):
+    root = make_split(tmp_path / "train")
+    (root / "dog" / "notes.txt").write_text("not a picture")
+    with pytest.raises(DataError, match=r"notes\.txt.*expected one of .*\.jpg"):
+        read_image_folder(root)
+
+
+def test_corrupt_image_is_a_data_error_naming_it(tmp_path):
+    root = make_split(tmp_path / "train")
+    (root / "dog" / "broken.png").write_bytes(b"\x89PNG but not really")
+    with pytest.raises(DataError, match=r"broken\.png"):
+        read_image_folder(root)
+
+
+def test_images_of_different_sizes_are_an_error_suggesting_image_size(tmp_path):
+    root = make_split(tmp_path / "train")
+    write_image(root / "dog" / "big.png", size=8)
+    with pytest.raises(DataError, match=r"big\.png is 8x8 pixels.*4x4.*image_size"):
+        read_image_folder(root)
+
+
+def test_image_size_resizes_every_image(tmp_path):
+    root = make_split(tmp_path / "train")
+    write_image(root / "dog" / "big.png", size=8, colour=BLUE)
+    arrays, _ = read_image_folder(root, image_size=6)
+    assert arrays.images.shape == (6, 6, 6, 3)
+    assert (arrays.images[-1] == BLUE).all()
+
+
+def test_greyscale_folder_stays_one_channel(tmp_path):
+    arrays, _ = read_image_folder(make_split(tmp_path / "train", mode="L", colour=200))
+    assert arrays.images.shape == (5, 4, 4, 1)
+    assert (arrays.images == 200).all()
+
+
+def test_one_colour_image_turns_a_greyscale_folder_into_rgb(tmp_path):
+    root = make_split(tmp_path / "train", mode="L", colour=200)
+    write_image(root / "dog" / "colour.png", colour=BLUE)
+    arrays, _ = read_image_folder(root)
+    assert arrays.images.shape == (6, 4, 4, 3)
+    assert (arrays.images[0] == 200).all() and (arrays.images[-1] == BLUE).all()
+
+
+def test_empty_class_folder_is_a_data_error(tmp_path):
+    root = make_split(tmp_path / "train")
+    (root / "emu").mkdir()
+    with pytest.raises(DataError, match="emu"):
+        read_image_folder(root)
+
+
+def test_missing_folder_is_a_usage_error_naming_it(tmp_path):
+    with pytest.raises(UsageError, match="nowhere"):
+        load_image_folder(tmp_path / "nowhere")
+
+
+def test_many_files_decode_in_a_process_pool_in_the_same_order(tmp_path, monkeypatch):
+    root = make_split(tmp_path / "train", {"cat": 3, "dog": 4})
+    expected, _ = read_image_folder(root)
+    monkeypatch.setattr(vision, "POOL_MIN_FILES", 1)
+    monkeypatch.setattr(vision, "CHUNK_FILES", 2)
+    monkeypatch.setattr(vision, "_workers", lambda: 2)
+    arrays, _ = read_image_folder(root)
+    np.testing.assert_array_equal(arrays.images, expected.images)
+
+
+# ---------------------------------------------------------------- image_folder builder
+
+
+def test_image_folder_builds_train_and_test_splits(tmp_path):
+    make_split(tmp_path / "pets" / "train")
+    make_split(tmp_path / "pets" / "test", {"cat": 1, "dog": 1})
+    dataset = DATASETS.build("image_folder", root=str(tmp_path / "pets"))
+    assert (len(dataset.train), len(dataset.test)) == (5, 2)
+    assert dataset.classes == CLASSES and dataset.image_shape == (3, 4, 4)
+    assert str(tmp_path / "pets") in dataset.source
+
+
+def test_image_folder_finds_a_relative_root_under_the_data_folder(tmp_path, monkeypatch):
+    make_split(tmp_path / "data" / "pets" / "train")
+    make_split(tmp_path / "data" / "pets" / "test")
+    monkeypatch.chdir(tmp_path)
+    assert DATASETS.build("image_folder", root="pets").classes == CLASSES
+
+
+def test_image_folder_with_different_classes_in_train_and_test_is_a_data_error(tmp_path):
+    make_split(tmp_path / "pets" / "train")
+    make_split(tmp_path / "pets" / "test", {"cat": 1, "emu": 1})
+    with pytest.raises(DataError, match=r"train.*test.*same class folders"):
+        DATASETS.build("image_folder", root=str(tmp_path / "pets"))
+
+
+def test_image_folder_that_does_not_exist_is_a_usage_error(tmp_path):
+    with pytest.raises(UsageError, match="pets"):
+        DATASETS.build("image_folder", root="pets")
+
+
+# ---------------------------------------------------------------- CIFAR-10
+
+CIFAR_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+
+
+def fake_cifar_batches(folder: Path, per_batch: int = 3) -> Path:
+    """The python release's layout, with `per_batch` images whose R, G, B planes are 10, 20, 30."""
+    folder.mkdir(parents=True)
+    data = np.repeat(np.array([10, 20, 30], np.uint8), 32 * 32)[None].repeat(per_batch, axis=0)  # (N, 3072), CHW
+    data[:, 1] = 99  # red plane, row 0, column 1
+    names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+    for i, name in enumerate(names):
+        batch = {b"data": data, b"labels": [(i + j) % 10 for j in range(per_batch)], b"batch_label": name.encode()}
+        (folder / name).write_bytes(pickle.dumps(batch, protocol=2))
+    meta = {b"label_names": [c.encode() for c in CIFAR_CLASSES], b"num_vis": 3072}
+    (folder / "batches.meta").write_bytes(pickle.dumps(meta, protocol=2))
+    return folder
+
+
+def fake_cifar_tarball(tmp_path: Path) -> tuple[str, str]:
+    """(file:// URL, MD5) of a tarball holding cifar-10-batches-py/."""
+    batches = fake_cifar_batches(tmp_path / "build" / "cifar-10-batches-py")
+    archive = tmp_path / "server" / "cifar-10-python.tar.gz"
+    archive.parent.mkdir()
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(batches, arcname=batches.name)
+    return archive.as_uri(), hashlib.md5(archive.read_bytes()).hexdigest()
+
+
+def assert_fake_cifar(dataset) -> None:
+    assert dataset.classes == CIFAR_CLASSES
+    assert dataset.train.images.shape == (15, 32, 32, 3) and dataset.test.images.shape == (3, 32, 32, 3)
+    assert dataset.train.labels.dtype == np.int64 and dataset.train.labels[:4].tolist() == [0, 1, 2, 1]
+    image = dataset.train.images[0]
+    assert image[0, 1, 0] == 99 and image[0, 0, 0] == 10
+    assert (image[..., 1] == 20).all() and (image[..., 2] == 30).all()
+
+
+def test_cifar10_reads_an_image_folder_tree_under_the_data_folder(tmp_path):
+    make_split(tmp_path / "data" / "cifar10-jpeg" / "train")
+    make_split(tmp_path / "data" / "cifar10-jpeg" / "test")
+    dataset = DATASETS.build("cifar10")
+    assert len(dataset.train) == 5 and dataset.classes == CLASSES
+    assert "image folder" in dataset.source
+
+
+def test_cifar10_reads_the_python_batches_under_the_data_folder(tmp_path):
+    fake_cifar_batches(tmp_path / "data" / "cifar10" / "cifar-10-batches-py")
+    dataset = DATASETS.build("cifar10")
+    assert_fake_cifar(dataset)
+    assert "python batches" in dataset.source
+
+
+def test_cifar10_reads_the_python_batches_at_a_given_root(tmp_path):
+    fake_cifar_batches(tmp_path / "elsewhere" / "cifar-10-batches-py")
+    assert_fake_cifar(DATASETS.build("cifar10", root=str(tmp_path / "elsewhere")))
+
+
+def test_cifar10_downloads_checks_and_extracts_the_archive(tmp_path, monkeypatch):
+    url, md5 = fake_cifar_tarball(tmp_path)
+    monkeypatch.setattr(vision, "CIFAR10_URL", url)
+    monkeypatch.setattr(vision, "CIFAR10_MD5", md5)
+    assert_fake_cifar(DATASETS.build("cifar10"))
+    assert (tmp_path / "data" / "cifar10" / "cifar-10-batches-py" / "data_batch_5").is_file()
+    monkeypatch.setattr(vision, "CIFAR10_URL", "http://127.0.0.1:9/not-asked-twice")
+    assert_fake_cifar(DATASETS.build("cifar10"))
+
+
+def test_cifar10_archive_with_the_wrong_md5_is_a_data_error(tmp_path, monkeypatch):
+    url, md5 = fake_cifar_tarball(tmp_path)
+    monkeypatch.setattr(vision, "CIFAR10_URL", url)
+    monkeypatch.setattr(vision, "CIFAR10_MD5", "0" * 32)
+    with pytest.raises(DataError, match=md5):
+        DATASETS.build("cifar10")
+    assert not (tmp_path / "data" / "cifar10" / "cifar-10-batches-py").exists()
+
+
+def test_cifar10_offline_is_a_usage_error_saying_where_to_put_the_archive(tmp_path, monkeypatch):
+    monkeypatch.setattr(vision, "CIFAR10_URL", "http://127.0.0.1:9/cifar.tar.gz")
+    with pytest.raises(UsageError) as error:
+        DATASETS.build("cifar10")
+    message = str(error.value)
+    assert str(tmp_path / "data" / "cifar10" / "cifar-10-python.tar.gz") in message
+    assert str(tmp_path / "data" / "cifar10-jpeg") in message
+    assert "TRAINLAB_DATA" in message and vision.CIFAR10_MD5 in message
+
+
+def test_cifar10_batch_that_is_not_a_pickle_is_a_data_error_naming_it(tmp_path):
+    batches = fake_cifar_batches(tmp_path / "data" / "cifar10" / "cifar-10-batches-py")
+    (batches / "data_batch_3").write_bytes(b"garbage")
+    with pytest.raises(DataError, match="data_batch_3"):
+        DATASETS.build("cifar10")
+
+
+# ---------------------------------------------------------------- digits
+
+
+def test_digits_is_1797_greyscale_8x8_images_in_ten_classes():
+    dataset = DATASETS.build("digits")
+    assert len(dataset.train) + len(dataset.test) == 1797
+    assert dataset.train.images.shape[1:] == (8, 8, 1) and dataset.train.images.dtype == np.uint8
+    assert dataset.train.images.max() == 255 and dataset.train.labels.dtype == np.int64
+    assert dataset.classes == [str(d) for d in range(10)]
+    assert dataset.source == "scikit-learn digits (embedded)"
+
+
+def test_digits_test_split_is_a_fixed_stratified_fifth():
+    first, second = DATASETS.build("digits"), DATASETS.build("digits")
+    np.testing.assert_array_equal(first.test.images, second.test.images)
+    np.testing.assert_array_equal(first.test.labels, second.test.labels)
+    assert len(first.test) == 360
+    assert np.bincount(first.test.labels).min() >= 35  # every digit, about a fifth of its ~180 images

@@ -1,0 +1,92 @@
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from trainlab.errors import DataError
+from trainlab.evaluation.metrics import TestResults, write_test_results
+from trainlab.evaluation.plots import curves_figure, save_figure
+from trainlab.evaluation.report import write_html_report
+
+CLASSES = ["ant", "bee", "<b>"]
+EPOCHS = [
+    {"epoch": 1, "train_loss": 1.1, "train_acc": 0.41, "val_loss": 1.0, "val_acc": 0.45, "lr": 0.01, "seconds": 2.5},
+    {"epoch": 2, "train_loss": 0.8, "train_acc": 0.62, "val_loss": 0.9, "val_acc": 0.58, "lr": 0.005, "seconds": 2.4},
+]
+
+
+def write_metrics_and_config(run_dir) -> None:
+    with open(run_dir / "metrics.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(EPOCHS[0]))
+        writer.writeheader()
+        writer.writerows(EPOCHS)
+    (run_dir / "config.yaml").write_text("model: workshop_cnn\nepochs: 2\n")
+
+
+@pytest.fixture
+def run_dir(tmp_path):
+    run_dir = tmp_path / "workshop-20250101-120000"
+    run_dir.mkdir()
+    write_metrics_and_config(run_dir)
+    y_true = np.array([0] * 18 + [1] * 12)
+    y_pred = np.array([0] * 15 + [2] * 3 + [0] * 8 + [2] * 4)
+    write_test_results(run_dir, TestResults(y_true, y_pred, np.full(30, 0.9), CLASSES))
+    save_figure(curves_figure(EPOCHS), run_dir / "curves.png")
+    (run_dir / "run.json").write_text(json.dumps({"status": "finished", "started": "2025-01-01T12:00:00+00:00"}))
+    (run_dir / "env.json").write_text(json.dumps({"python": "3.11.9", "torch": "2.13.0", "cuda": None}))
+    return run_dir
+
+
+def test_report_is_one_self_contained_file(run_dir):
+    html = write_html_report(run_dir).read_text()
+    assert "data:image/png;base64," in html
+    assert html.count("<img") == 2  # curves and confusion matrix
+    assert 'src="http' not in html and "<link" not in html and "<script" not in html
+    assert "url(" not in html and "@import" not in html
+
+
+def test_report_shows_title_status_headline_and_class_names(run_dir):
+    html = write_html_report(run_dir).read_text()
+    assert "workshop-20250101-120000" in html and "finished" in html and "2025-01-01 12:00:00" in html
+    assert "50.00%" in html  # test accuracy: 15 of 30
+    assert "58.00%" in html  # best validation accuracy
+    for name in ("ant", "bee", "macro avg", "weighted avg", "3.11.9", "model: workshop_cnn"):
+        assert name in html
+
+
+def test_report_escapes_class_names(run_dir):
+    html = write_html_report(run_dir).read_text()
+    assert "&lt;b&gt;" in html
+    assert "<b>" not in html
+
+
+def test_report_is_written_from_config_and_metrics_alone(tmp_path):
+    write_metrics_and_config(tmp_path)
+    html = write_html_report(tmp_path).read_text()
+    assert "Epochs" in html and "Config" in html and "58.00%" in html
+    assert "<img" not in html and "Per-class" not in html and "Environment" not in html
+
+
+def test_report_of_a_failed_run_shows_status_and_error(tmp_path):
+    write_metrics_and_config(tmp_path)
+    (tmp_path / "run.json").write_text(json.dumps({"status": "failed", "error": "loss is nan at step 40"}))
+    html = write_html_report(tmp_path).read_text()
+    assert "failed" in html and "loss is nan at step 40" in html
+
+
+def test_report_includes_the_model_summary_when_present(run_dir):
+    (run_dir / "summary.txt").write_text("conv1  (B, 32, 32, 32)  896 params\n")
+    assert "(B, 32, 32, 32)  896 params" in write_html_report(run_dir).read_text()
+
+
+def test_report_leaves_no_temp_file(run_dir):
+    before = {p.name for p in run_dir.iterdir()}
+    write_html_report(run_dir)
+    assert {p.name for p in run_dir.iterdir()} - before == {"report.html"}
+
+
+def test_report_names_a_corrupt_json_file(run_dir):
+    (run_dir / "run.json").write_text("{not json")
+    with pytest.raises(DataError, match="run.json"):
+        write_html_report(run_dir)

@@ -1,0 +1,306 @@
+"""Experiment configs: typed schema, YAML files, presets and `key=value` overrides.
+
+The schema's defaults are the embedded default experiment: `trainlab run` with no
+argument trains the workshop CNN on scikit-learn's digits, offline. A config file
+(or a preset under `experiments/`) states only what differs from these defaults.
+
+Sections that name a registered builder (`model`, `optimizer`, `scheduler`, `loss`,
+`data`) take that builder's keyword arguments beside `name`; they are checked against
+the builder's signature, so `optimizer.lrr` is refused at load, before any data is read.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import pydantic
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+from trainlab.errors import ConfigError
+from trainlab.registry import Registry, did_you_mean
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True, validate_assignment=True)
+
+
+class BuilderSection(Section):
+    """A section whose `name` picks a registered builder; other keys are that builder's arguments."""
+
+    model_config = ConfigDict(extra="allow", coerce_numbers_to_str=True)
+    name: str
+
+    @property
+    def args(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class DataConfig(BuilderSection):
+    name: str = Field("digits", description="registered dataset (`trainlab list datasets`)")
+    batch_size: int = Field(64, gt=0, description="training examples per step")
+    eval_batch_size: int = Field(1024, gt=0, description="examples per batch when evaluating")
+    val_size: float = Field(
+        0.1, gt=0, description="validation part of the training set: a fraction (< 1) or a count of images (>= 1)"
+    )
+    split_seed: int | None = Field(None, description="seed of the train/validation split; default: the run's seed")
+
+
+class ModelConfig(BuilderSection):
+    name: str = Field("workshop_cnn", description="registered model (`trainlab list models`)")
+
+
+class OptimizerConfig(BuilderSection):
+    name: str = Field("adam", description="registered optimizer (`trainlab list optimizers`)")
+
+
+class SchedulerConfig(BuilderSection):
+    name: str = Field("constant", description="registered learning-rate schedule (`trainlab list schedulers`)")
+
+
+class LossConfig(BuilderSection):
+    name: str = Field("cross_entropy", description="registered loss (`trainlab list losses`)")
+
+
+class ExperimentConfig(Section):
+    name: str | None = Field(None, description="run name, the prefix of the run folder; default: preset or file name")
+    seed: int = Field(0, description="seeds Python, NumPy and torch, the split and the shuffling")
+    epochs: int = Field(15, gt=0, description="passes over the training split")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: cuda when available, else cpu")
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto", description="auto: bf16 autocast on a GPU or on a CPU with native bf16, else fp32"
+    )
+    channels_last: Literal["auto"] | bool = Field(
+        "auto", description="channels-last memory format for images; auto: on wherever it is faster (bf16 CPU, GPU)"
+    )
+    monitor: Literal["val/acc", "val/loss"] = Field("val/acc", description="metric that picks checkpoints/best.pt")
+    test_checkpoint: Literal["best", "last"] = Field("best", description="weights evaluated on the test set")
+    output_dir: str = Field("runs", description="folder that receives run folders")
+    progress: bool = Field(True, description="show a progress bar in a terminal")
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
+    scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
+    loss: LossConfig = Field(default_factory=LossConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+# Which registry checks the extra keys of each builder section; filled lazily to avoid import cycles.
+def _section_registries() -> dict[str, Registry]:
+    from trainlab.data import DATASETS
+    from trainlab.engine.losses import LOSSES
+    from trainlab.engine.optim import OPTIMIZERS, SCHEDULERS
+    from trainlab.models import MODELS
+
+    return {"data": DATASETS, "model": MODELS, "optimizer": OPTIMIZERS, "scheduler": SCHEDULERS, "loss": LOSSES}
+
+
+# ---------------------------------------------------------------------------------------- sources
+
+
+@dataclass
+class ConfigSource:
+    """Where a config came from: used in error messages and for the default run name."""
+
+    label: str  # "default", "preset workshop/task1", "file my.yaml"
+    run_name: str
+    path: Path | None = None
+    text: str = ""
+    lines: dict[tuple[str, ...], int] = field(default_factory=dict)  # dotted path -> line in `path`
+
+
+def preset_dirs() -> list[Path]:
+    """Folders searched for presets: ./experiments, then the ones shipped with trainlab."""
+    package = Path(__file__).resolve().parent
+    candidates = [Path.cwd() / "experiments", package / "_experiments", package.parent / "experiments"]
+    seen, dirs = set(), []
+    for d in candidates:
+        if d.is_dir() and d.resolve() not in seen:
+            seen.add(d.resolve())
+            dirs.append(d)
+    return dirs
+
+
+def list_presets(pattern: str = "*") -> dict[str, Path]:
+    import fnmatch
+
+    presets: dict[str, Path] = {}
+    for d in reversed(preset_dirs()):  # earlier folders win
+        for p in sorted(d.rglob("*.yaml")):
+            presets[p.relative_to(d).with_suffix("").as_posix()] = p
+    return {k: v for k, v in sorted(presets.items()) if fnmatch.fnmatch(k, pattern)}
+
+
+def resolve_source(spec: str | None) -> ConfigSource:
+    """A config file, a run folder (its config.yaml), or a preset name; None is the embedded default."""
+    if spec is None:
+        return ConfigSource(label="embedded default", run_name="default")
+    path = Path(spec).expanduser()
+    if path.is_dir() and (path / "config.yaml").is_file():
+        return _read_source(path / "config.yaml", f"run folder {path}", path.name.rsplit("-", 2)[0])
+    if path.is_file():
+        return _read_source(path, f"file {path}", path.stem)
+    presets = list_presets()
+    name = spec.removesuffix(".yaml")
+    if name in presets:
+        return _read_source(presets[name], f"preset {name}", Path(name).name)
+    if path.suffix in (".yaml", ".yml") or "/" in spec and path.parent.exists():
+        raise ConfigError(f"config file not found: {path}")
+    raise ConfigError(
+        f"'{spec}' is neither a config file, a run folder nor a preset{did_you_mean(name, presets)}; "
+        f"presets: {', '.join(presets) or 'none'}"
+    )
+
+
+def _read_source(path: Path, label: str, run_name: str) -> ConfigSource:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: cannot read config ({e})") from None
+    return ConfigSource(label=label, run_name=run_name, path=path, text=text, lines=_line_numbers(path, text))
+
+
+def _line_numbers(path: Path, text: str) -> dict[tuple[str, ...], int]:
+    """Line of every key in a YAML text, keyed by its dotted path (for error messages)."""
+    try:
+        root = yaml.compose(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f", line {mark.line + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or str(e)
+        raise ConfigError(f"{path}{where}: not valid YAML ({problem})") from None
+    lines: dict[tuple[str, ...], int] = {}
+
+    def walk(node: yaml.Node, prefix: tuple[str, ...]) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                here = (*prefix, str(key.value))
+                lines[here] = key.start_mark.line + 1
+                walk(value, here)
+
+    if root is not None:
+        walk(root, ())
+    return lines
+
+
+# ---------------------------------------------------------------------------------------- overrides
+
+
+def parse_override(text: str) -> tuple[tuple[str, ...], Any]:
+    """'optimizer.lr=3e-4' -> (('optimizer', 'lr'), '3e-4'); the value is parsed as YAML, then typed by the schema."""
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"override '{text}': expected key=value, for example optimizer.lr=3e-4")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return tuple(key.split(".")), value
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> tuple[dict[str, Any], dict[tuple[str, ...], str]]:
+    """Set each dotted key in a copy of `raw`; returns it and the override text of each key."""
+    raw = copy.deepcopy(raw)
+    origin: dict[tuple[str, ...], str] = {}
+    for text in overrides:
+        path, value = parse_override(text)
+        node = raw
+        for i, part in enumerate(path[:-1]):
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            elif not isinstance(child, dict):
+                raise ConfigError(f"override '{text}': '{'.'.join(path[: i + 1])}' is not a section")
+            node = child
+        node[path[-1]] = value
+        origin[path] = text
+    return raw, origin
+
+
+# ---------------------------------------------------------------------------------------- loading
+
+
+def load_config(spec: str | None = None, overrides: list[str] | None = None) -> tuple[ExperimentConfig, ConfigSource]:
+    """Read, override and validate a config. Every problem is a ConfigError naming file, line and field."""
+    source = resolve_source(spec)
+    raw: Any = yaml.safe_load(source.text) if source.text else {}
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source.path}: expected a mapping of config fields at the top level, got {type(raw).__name__}")
+    raw, origin = apply_overrides(raw, overrides or [])
+    return validate_config(raw, source, origin), source
+
+
+def validate_config(
+    raw: dict[str, Any], source: ConfigSource, origin: dict[tuple[str, ...], str] | None = None
+) -> ExperimentConfig:
+    origin = origin or {}
+    try:
+        config = ExperimentConfig.model_validate(raw)
+    except pydantic.ValidationError as e:
+        raise _config_error(e, (), source, origin, ExperimentConfig) from None
+    for section, registry in _section_registries().items():
+        part: BuilderSection = getattr(config, section)
+        try:
+            parsed = registry.validate(part.name, part.args)
+        except ConfigError as e:
+            raise ConfigError(f"{_where(source, origin, (section, 'name'))}: {e}") from None
+        except pydantic.ValidationError as e:
+            allowed = sorted(set(registry.arguments(part.name)) | set(type(part).model_fields))
+            raise _config_error(e, (section,), source, origin, None, allowed) from None
+        for key, value in parsed.items():
+            setattr(part, key, value)
+    return config
+
+
+def _where(source: ConfigSource, origin: dict[tuple[str, ...], str], path: tuple[str, ...]) -> str:
+    """'override optimizer.lr=x' or 'my.yaml, line 4' or 'preset workshop/task1' for a field."""
+    for n in range(len(path), 0, -1):
+        if path[:n] in origin:
+            return f"override '{origin[path[:n]]}'"
+        if path[:n] in source.lines:
+            return f"{source.path}, line {source.lines[path[:n]]}"
+    return str(source.path) if source.path else source.label
+
+
+def _config_error(
+    error: pydantic.ValidationError,
+    prefix: tuple[str, ...],
+    source: ConfigSource,
+    origin: dict[tuple[str, ...], str],
+    schema: type[BaseModel] | None,
+    allowed: list[str] | None = None,
+) -> ConfigError:
+    messages = []
+    for item in error.errors():
+        path = prefix + tuple(str(p) for p in item["loc"])
+        dotted = ".".join(path)
+        where = _where(source, origin, path)
+        if item["type"] == "extra_forbidden":
+            choices = allowed if allowed is not None else _fields_at(schema, path[len(prefix) : -1])
+            messages.append(
+                f"{where}: unknown field '{dotted}'{did_you_mean(path[-1], choices)}; expected one of: {', '.join(choices)}"
+            )
+        elif item["type"] == "missing":
+            messages.append(f"{where}: field '{dotted}' is required")
+        else:
+            messages.append(f"{where}: field '{dotted}': {item['msg'].lower()}, got {item['input']!r}")
+    return ConfigError("\n".join(messages))
+
+
+def _fields_at(schema: type[BaseModel] | None, path: tuple[str, ...]) -> list[str]:
+    for part in path:
+        if schema is None or part not in schema.model_fields:
+            return []
+        schema = schema.model_fields[part].annotation  # type: ignore[assignment]
+    return sorted(schema.model_fields) if isinstance(schema, type) and issubclass(schema, BaseModel) else []

@@ -1,0 +1,119 @@
+"""From a decoded dataset to batches: seeded split, normalisation statistics, array loader.
+
+Batches are gathered from one uint8 tensor (on the training device), converted and
+normalised per batch: no per-file reads, no loader workers, which on a small machine
+would take CPU away from training.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from sklearn.model_selection import train_test_split
+
+from trainlab.data.base import ImageArrays, ImageDataset
+from trainlab.errors import ConfigError
+
+
+def split_indices(labels: np.ndarray, val_size: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded, stratified train/validation split. `val_size` < 1 is a fraction, >= 1 a count."""
+    n = len(labels)
+    count = round(val_size * n) if val_size < 1 else int(val_size)
+    if not 0 < count < n:
+        raise ConfigError(f"data.val_size={val_size} leaves no training or no validation images out of {n}")
+    classes_ok = np.bincount(labels).min() >= 2 and count >= len(np.unique(labels))
+    train, val = train_test_split(
+        np.arange(n), test_size=count, random_state=seed, shuffle=True, stratify=labels if classes_ok else None
+    )
+    return np.sort(train), np.sort(val)
+
+
+def channel_stats(images: np.ndarray, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and std (0..255 scale) of (N, H, W, C) uint8 images, in float64."""
+    channels = images.shape[-1]
+    total, total_sq, count = np.zeros(channels), np.zeros(channels), 0
+    for start in range(0, len(images), chunk):
+        block = images[start : start + chunk].reshape(-1, channels).astype(np.float64)  # (pixels, C)
+        total += block.sum(0)
+        total_sq += np.square(block).sum(0)
+        count += len(block)
+    mean = total / count
+    std = np.sqrt(np.maximum(total_sq / count - mean**2, 0.0))
+    return mean, np.where(std > 0, std, 1.0)
+
+
+class ArrayLoader:
+    """Batches of normalised float images (B, C, H, W) and int64 labels (B,) from a uint8 (N, H, W, C) tensor."""
+
+    def __init__(
+        self, images: torch.Tensor, labels: torch.Tensor, batch_size: int, *, mean: np.ndarray, std: np.ndarray,
+        shuffle: bool = False, seed: int = 0, channels_last: bool = False,
+    ):  # fmt: skip
+        self.images, self.labels, self.batch_size = images, labels, batch_size
+        self.shuffle, self.seed, self.epoch, self.channels_last = shuffle, seed, 0, channels_last
+        shape = (1, -1, 1, 1)
+        self.mean = torch.tensor(mean, dtype=torch.float32, device=images.device).view(shape)
+        self.inv_std = torch.tensor(1.0 / std, dtype=torch.float32, device=images.device).view(shape)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return -(-len(self.labels) // self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        n = len(self.labels)
+        if self.shuffle:
+            generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+            order = torch.randperm(n, generator=generator).to(self.images.device)
+        else:
+            order = torch.arange(n, device=self.images.device)
+        for start in range(0, n, self.batch_size):
+            index = order[start : start + self.batch_size]
+            x = self.images[index].permute(0, 3, 1, 2)  # (B, H, W, C) -> (B, C, H, W), channels-last strides
+            x = (x.float() - self.mean) * self.inv_std
+            yield (x if self.channels_last else x.contiguous()), self.labels[index]
+
+
+@dataclass
+class DataBundle:
+    train: ArrayLoader
+    val: ArrayLoader
+    test: ArrayLoader
+    classes: list[str]
+    image_shape: tuple[int, int, int]  # (C, H, W)
+    mean: np.ndarray  # per channel, 0..255 scale, from the training split
+    std: np.ndarray
+    source: str
+    sizes: dict[str, int]
+
+
+def prepare_data(
+    dataset: ImageDataset, *, batch_size: int, eval_batch_size: int, val_size: float, split_seed: int, seed: int,
+    device: torch.device, channels_last: bool,
+) -> DataBundle:  # fmt: skip
+    train_idx, val_idx = split_indices(np.asarray(dataset.train.labels), val_size, split_seed)
+    train = ImageArrays(np.ascontiguousarray(dataset.train.images[train_idx]), dataset.train.labels[train_idx])
+    val = ImageArrays(np.ascontiguousarray(dataset.train.images[val_idx]), dataset.train.labels[val_idx])
+    mean, std = channel_stats(train.images)
+
+    def loader(arrays: ImageArrays, size: int, shuffle: bool) -> ArrayLoader:
+        images = arrays.images if arrays.images.flags.writeable else np.array(arrays.images)  # memory map: read it in
+        images = torch.from_numpy(images).to(device)
+        labels = torch.from_numpy(np.asarray(arrays.labels, dtype=np.int64)).to(device)
+        return ArrayLoader(images, labels, size, mean=mean, std=std, shuffle=shuffle, seed=seed, channels_last=channels_last)
+
+    return DataBundle(
+        train=loader(train, batch_size, True),
+        val=loader(val, eval_batch_size, False),
+        test=loader(dataset.test, eval_batch_size, False),
+        classes=list(dataset.classes),
+        image_shape=dataset.image_shape,
+        mean=mean,
+        std=std,
+        source=dataset.source,
+        sizes={"train": len(train), "val": len(val), "test": len(dataset.test)},
+    )

@@ -1,0 +1,192 @@
+"""Everything the loop does besides forward, backward and step."""
+
+from __future__ import annotations
+
+import csv
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from trainlab.engine.checkpoint import save_checkpoint
+from trainlab.engine.loop import Callback, Trainer
+from trainlab.errors import TrainlabError
+from trainlab.utils.io import atomic_open
+
+METRIC_COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds", "samples_per_s"]
+
+
+class NonFiniteLossError(TrainlabError):
+    pass
+
+
+def gradient_norm(model: torch.nn.Module) -> float:
+    grads = [p.grad.detach().float().norm() for p in model.parameters() if p.grad is not None]
+    return torch.stack(grads).norm().item() if grads else 0.0
+
+
+class NonFiniteLossGuard(Callback):
+    """Stops the run at the first NaN or infinite loss, before the optimizer step spoils the weights."""
+
+    def on_after_backward(self, trainer: Trainer) -> None:
+        if not torch.isfinite(trainer.loss):
+            raise NonFiniteLossError(
+                f"the loss became {trainer.loss.item()} at step {trainer.global_step + 1} (epoch {trainer.epoch + 1}); "
+                f"learning rate {trainer.optimizer.param_groups[0]['lr']:.3g}, gradient norm {gradient_norm(trainer.model):.3g}. "
+                "Try a lower learning rate, gradient clipping, or fp32 precision."
+            )
+
+
+class LRSchedule(Callback):
+    """Steps a learning-rate scheduler after every optimizer step."""
+
+    def __init__(self, scheduler: torch.optim.lr_scheduler.LRScheduler):
+        self.scheduler = scheduler
+
+    def on_train_batch_end(self, trainer: Trainer) -> None:
+        self.scheduler.step()
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.scheduler.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.scheduler.load_state_dict(state)
+
+
+class MetricsCSV(Callback):
+    """metrics.csv: one row per epoch, rewritten whole (and atomically) after each epoch."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def on_epoch_end(self, trainer: Trainer) -> None:
+        write_metrics_csv(self.path, trainer.history)
+
+
+def write_metrics_csv(path: Path, history: list[dict[str, float]]) -> None:
+    with atomic_open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=METRIC_COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        for row in history:
+            writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+
+
+class Checkpointer(Callback):
+    """checkpoints/last.pt after every epoch; checkpoints/best.pt when the monitored metric improves."""
+
+    def __init__(self, folder: Path, config: dict[str, Any], monitor: str = "val/acc"):
+        self.folder, self.config, self.monitor = folder, config, monitor
+        self.key = monitor.replace("/", "_")  # "val/acc" -> history column "val_acc"
+        self.best: float | None = None
+        self.best_epoch: int | None = None
+
+    def improved(self, value: float) -> bool:
+        if math.isnan(value):
+            return False
+        if self.best is None:
+            return True
+        return value > self.best if self.key.endswith("acc") else value < self.best
+
+    def on_epoch_end(self, trainer: Trainer) -> None:
+        value = trainer.history[-1][self.key]
+        is_best = self.improved(value)
+        if is_best:
+            self.best, self.best_epoch = value, trainer.epoch
+        save_checkpoint(self.folder / "last.pt", trainer, self.config)  # records the updated best above
+        if is_best:
+            save_checkpoint(self.folder / "best.pt", trainer, self.config)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.best, "best_epoch": self.best_epoch}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best, self.best_epoch = state["best"], state["best_epoch"]
+
+
+class TensorBoardLogger(Callback):
+    """tb/: loss, accuracy and learning rate per step, all epoch metrics per epoch."""
+
+    def __init__(self, log_dir: Path):
+        self.log_dir = log_dir
+        self.writer = None
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        from torch.utils.tensorboard import SummaryWriter  # imported here: it costs about a second
+
+        # purge_step drops events logged after the checkpoint a resumed run starts from
+        self.writer = SummaryWriter(str(self.log_dir), purge_step=trainer.global_step or None)
+
+    def on_train_batch_end(self, trainer: Trainer) -> None:
+        step = trainer.global_step
+        self.writer.add_scalar("train/loss", trainer.loss.item(), step)
+        self.writer.add_scalar("train/acc", trainer.batch_correct.item() / len(trainer.targets), step)
+        self.writer.add_scalar("train/lr", trainer.optimizer.param_groups[0]["lr"], step)
+
+    def on_epoch_end(self, trainer: Trainer) -> None:
+        row = trainer.history[-1]
+        for key in ("train_loss", "train_acc", "val_loss", "val_acc", "samples_per_s"):
+            split, _, name = key.partition("_")
+            self.writer.add_scalar(f"epoch/{split}_{name}" if split in ("train", "val") else f"epoch/{key}", row[key], trainer.epoch)
+        self.writer.flush()
+
+    def add_image(self, tag: str, image, step: int) -> None:  # image: (H, W, 3) uint8
+        self.writer.add_image(tag, image, step, dataformats="HWC")
+        self.writer.flush()
+
+    def on_fit_end(self, trainer: Trainer) -> None:
+        self.writer.flush()
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+class ProgressBar(Callback):
+    """A live bar with loss, accuracy and images/s in a terminal; one line per epoch everywhere."""
+
+    def __init__(self, console: Console, live: bool = True, refresh_every: int = 10):
+        self.console, self.live, self.refresh_every = console, live and console.is_terminal, refresh_every
+        self.progress: Progress | None = None
+
+    def on_train_epoch_start(self, trainer: Trainer) -> None:
+        self.started, self.loss_sum, self.correct, self.seen = time.perf_counter(), 0.0, 0, 0
+        if self.live:
+            self.progress = Progress(
+                TextColumn(f"epoch {trainer.epoch + 1}/{trainer.epochs}"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("{task.fields[stats]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+                console=self.console, transient=True,
+            )  # fmt: skip
+            self.task = self.progress.add_task("train", total=len(trainer.train_loader), stats="")
+            self.progress.start()
+
+    def on_train_batch_end(self, trainer: Trainer) -> None:
+        if self.progress is None:
+            return
+        n = len(trainer.targets)
+        self.seen += n
+        if trainer.global_step % self.refresh_every == 0:
+            rate = self.seen / (time.perf_counter() - self.started)
+            stats = f"loss {trainer.loss.item():.4f}  acc {trainer.batch_correct.item() / n:.3f}  {rate:,.0f} img/s"
+            self.progress.update(self.task, stats=stats)
+        self.progress.advance(self.task)
+
+    def on_train_epoch_end(self, trainer: Trainer) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None
+
+    def on_epoch_end(self, trainer: Trainer) -> None:
+        r = trainer.history[-1]
+        self.console.print(
+            f"epoch {r['epoch']:>3}/{trainer.epochs}  train loss {r['train_loss']:.4f} acc {r['train_acc']:.4f}  "
+            f"val loss {r['val_loss']:.4f} acc {r['val_acc']:.4f}  lr {r['lr']:.2e}  "
+            f"{r['seconds']:.1f} s  {r['samples_per_s']:,.0f} img/s",
+            highlight=False, soft_wrap=True,
+        )
+
+    def on_teardown(self, trainer: Trainer) -> None:
+        self.on_train_epoch_end(trainer)

@@ -1,0 +1,194 @@
+"""report.html: one self-contained page that shows everything in a run folder, readable offline.
+
+Each section comes from one file of the run folder and is left out when that file is missing,
+so a run that stopped at epoch 2 still gets a report of what it did.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import json
+import math
+from datetime import datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from trainlab.errors import DataError
+from trainlab.utils.io import write_text
+
+REPORT_HTML = "report.html"
+_TEMPLATE = "report.html.j2"
+_AVERAGE_ROWS = ("micro avg", "macro avg", "weighted avg", "samples avg")
+_COLUMN_FORMATS = {"epoch": "{:.0f}", "lr": "{:.3g}", "seconds": "{:.1f}", "samples_per_s": "{:,.0f}"}
+
+
+def write_html_report(run_dir: Path) -> Path:
+    """Render `run_dir`/report.html from whatever the run folder holds; returns its path."""
+    run_dir = Path(run_dir)
+    run = _read_json(run_dir / "run.json") or {}
+    report = _read_json(run_dir / "classification_report.json")
+    epochs = _read_csv(run_dir / "metrics.csv")
+    context = {
+        "title": run_dir.name,
+        "status": run.get("status"),
+        "date": _date(run.get("started")) or _modified(run_dir / "config.yaml"),
+        "error": run.get("error"),
+        "headline": _headline(run, report, epochs),
+        "curves_png": _png_data_uri(run_dir / "curves.png"),
+        "epochs": _epoch_table(epochs) if epochs else None,
+        "confusion_png": _png_data_uri(run_dir / "confusion_matrix.png"),
+        "classes": _class_table(report) if report else None,
+        "summary": _read_text(run_dir / "summary.txt"),
+        "config": _read_text(run_dir / "config.yaml"),
+        "run": _flatten(run),
+        "env": _flatten(_read_json(run_dir / "env.json") or {}),
+    }
+    path = run_dir / REPORT_HTML
+    write_text(path, _template().render(**context))
+    return path
+
+
+def _template() -> jinja2.Template:
+    source = resources.files("trainlab.evaluation").joinpath(_TEMPLATE).read_text(encoding="utf-8")
+    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    return env.from_string(source)
+
+
+def _headline(run: dict, report: dict | None, epochs: list[dict[str, str]]) -> list[tuple[str, str]]:
+    """(label, value) pairs for the figures at the top; a figure nobody recorded is left out.
+
+    The test set's files come first, then run.json: a run tested again by `trainlab eval`
+    rewrites classification_report.json, and that is the figure to show.
+    """
+    test_acc = report.get("accuracy") if report else run.get("test_acc")
+    macro_f1 = report.get("macro avg", {}).get("f1-score") if report else run.get("test_macro_f1")
+    val_accs = [v for v in (_to_float(row.get("val_acc")) for row in epochs) if not math.isnan(v)]
+    seconds = [v for v in (_to_float(row.get("seconds")) for row in epochs) if not math.isnan(v)]
+    train_seconds = run.get("train_seconds") or (sum(seconds) if seconds else None)
+    figures = [
+        ("test accuracy", _percent(test_acc)),
+        ("macro F1", None if macro_f1 is None else f"{macro_f1:.4f}"),
+        ("best val accuracy", _percent(max(val_accs)) if val_accs else None),
+        ("epochs", len(epochs) if epochs else run.get("epochs_completed")),
+        ("training time", _duration(train_seconds)),
+    ]
+    return [(label, str(value)) for label, value in figures if value is not None]
+
+
+def _epoch_table(rows: list[dict[str, str]]) -> dict[str, Any]:
+    columns = list(rows[0])
+    val_accs = [_to_float(row.get("val_acc")) for row in rows]
+    best = max(range(len(rows)), key=lambda i: val_accs[i] if not math.isnan(val_accs[i]) else -math.inf)
+    return {
+        "columns": columns,
+        "rows": [[_format_cell(c, row.get(c)) for c in columns] for row in rows],
+        "best": best if not math.isnan(val_accs[best]) else None,
+    }
+
+
+def _class_table(report: dict[str, Any]) -> dict[str, list[list[str]]]:
+    """Per-class rows, then accuracy and the averages, laid out as sklearn's text report does."""
+    classes, summary = [], []
+    for name, scores in report.items():
+        if name == "accuracy":
+            support = report.get("macro avg", {}).get("support", "")
+            summary.append([name, "", "", f"{scores:.4f}", _support(support)])
+        elif isinstance(scores, dict):
+            rates = [f"{scores[k]:.4f}" for k in ("precision", "recall", "f1-score")]
+            (summary if name in _AVERAGE_ROWS else classes).append([name, *rates, _support(scores["support"])])
+    return {"classes": classes, "summary": summary}
+
+
+def _format_cell(column: str, value: str | None) -> str:
+    number = _to_float(value)
+    if math.isnan(number):
+        return value or "–"
+    return _COLUMN_FORMATS.get(column, "{:.4f}").format(number)
+
+
+def _flatten(data: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
+    """Nested JSON as (dotted.key, text) rows for a two-column table."""
+    rows: list[tuple[str, str]] = []
+    for key, value in data.items():
+        if isinstance(value, dict):
+            rows += _flatten(value, f"{prefix}{key}.")
+        elif isinstance(value, list):
+            rows.append((f"{prefix}{key}", ", ".join(map(str, value))))
+        else:
+            rows.append((f"{prefix}{key}", "–" if value is None else str(value)))
+    return rows
+
+
+def _percent(value: Any) -> str | None:
+    number = _to_float(value)
+    return None if math.isnan(number) else f"{100 * number:.2f}%"
+
+
+def _duration(seconds: Any) -> str | None:
+    number = _to_float(seconds)
+    if math.isnan(number):
+        return None
+    minutes, secs = divmod(number, 60)
+    hours, minutes = divmod(int(minutes), 60)
+    if hours:
+        return f"{hours}h {minutes:02d}m {secs:02.0f}s"
+    if minutes:
+        return f"{minutes}m {secs:02.0f}s"
+    return f"{secs:.1f}s"
+
+
+def _support(value: Any) -> str:
+    number = _to_float(value)
+    return str(value) if math.isnan(number) else f"{number:.0f}"
+
+
+def _to_float(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _date(value: Any) -> str | None:
+    """A date as text, "2025-01-01 12:00:00+00:00", from ISO text or a Unix timestamp (seconds, shown in local time)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return datetime.fromtimestamp(value).isoformat(sep=" ", timespec="seconds")
+    try:
+        return datetime.fromisoformat(value).isoformat(sep=" ", timespec="seconds")
+    except (TypeError, ValueError):
+        return None if value is None else str(value)
+
+
+def _modified(path: Path) -> str | None:
+    return _date(path.stat().st_mtime) if path.exists() else None
+
+
+def _read_text(path: Path) -> str | None:
+    return path.read_text(encoding="utf-8") if path.exists() else None
+
+
+def _read_json(path: Path) -> Any:
+    text = _read_text(path)
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise DataError(f"{path}, line {e.lineno}: not valid JSON ({e.msg})") from e
+
+
+def _read_csv(path: Path) -> list[dict[str, str]]:
+    if not path.exists():
+        return []
+    with open(path, encoding="utf-8", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _png_data_uri(path: Path) -> str | None:
+    if not path.exists():
+        return None
+    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")

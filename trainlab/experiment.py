@@ -1,0 +1,200 @@
+"""The experiment runner: config -> data, model, optimizer -> trained run folder.
+
+With the CLI, this is the only code that reads a whole config; everything it calls
+takes plain arguments.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from rich.console import Console
+from torch import nn
+
+from trainlab.config import ConfigSource, ExperimentConfig, load_config
+from trainlab.data import DATASETS
+from trainlab.data.loader import DataBundle, prepare_data
+from trainlab.engine.callbacks import (
+    Checkpointer,
+    LRSchedule,
+    MetricsCSV,
+    NonFiniteLossGuard,
+    ProgressBar,
+    TensorBoardLogger,
+    write_metrics_csv,
+)
+from trainlab.engine.checkpoint import load_checkpoint, restore
+from trainlab.engine.device import Placement, resolve_placement
+from trainlab.engine.loop import Trainer
+from trainlab.engine.losses import LOSSES
+from trainlab.engine.optim import OPTIMIZERS, SCHEDULERS
+from trainlab.errors import ConfigError, UsageError
+from trainlab.evaluation.metrics import TestResults, write_test_results
+from trainlab.evaluation.plots import confusion_matrix_figure, curves_figure, figure_to_array, save_figure
+from trainlab.evaluation.report import write_html_report
+from trainlab.models import build_model
+from trainlab.run_folder import RunFolder, environment
+from trainlab.utils.io import write_json
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+@dataclass
+class Experiment:
+    config: ExperimentConfig
+    placement: Placement
+    data: DataBundle
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    loss_fn: nn.Module
+
+
+def build_experiment(config: ExperimentConfig) -> Experiment:
+    placement = resolve_placement(config.device, config.precision, config.channels_last)
+    dataset = DATASETS.build(config.data.name, **config.data.args)
+    data = prepare_data(
+        dataset, batch_size=config.data.batch_size, eval_batch_size=config.data.eval_batch_size,
+        val_size=config.data.val_size, split_seed=config.seed if config.data.split_seed is None else config.data.split_seed,
+        seed=config.seed, device=placement.device, channels_last=placement.channels_last,
+    )  # fmt: skip
+    seed_everything(config.seed)  # the initial weights depend on the seed alone, not on the data code
+    channels, height, width = data.image_shape
+    try:
+        model = build_model(
+            config.model.name, in_channels=channels, num_classes=len(data.classes), image_size=(height, width),
+            **config.model.args,
+        )  # fmt: skip
+    except ValueError as e:
+        raise ConfigError(f"model '{config.model.name}': {e}") from None
+    memory_format = torch.channels_last if placement.channels_last else torch.preserve_format
+    model = model.to(placement.device, memory_format=memory_format)
+    optimizer = OPTIMIZERS.build(config.optimizer.name, model.parameters(), **config.optimizer.args)
+    scheduler = SCHEDULERS.build(
+        config.scheduler.name, optimizer, epochs=config.epochs, steps_per_epoch=len(data.train), **config.scheduler.args
+    )
+    loss_fn = LOSSES.build(config.loss.name, **config.loss.args)
+    return Experiment(config, placement, data, model, optimizer, scheduler, loss_fn)
+
+
+def run_experiment(
+    config: ExperimentConfig, source: ConfigSource, *, console: Console | None = None, resume: Path | None = None
+) -> RunFolder:
+    """Train, test and report; returns the run folder. `resume` continues an existing run folder."""
+    console = console or Console()
+    seed_everything(config.seed)
+    if resume is not None:
+        folder = RunFolder.open(resume)
+        state = load_checkpoint(folder.checkpoints / "last.pt")
+        if state["trainer"]["epoch"] >= config.epochs:
+            raise UsageError(f"{folder.path} already finished its {config.epochs} epochs; `trainlab eval {folder.path}` tests it")
+    else:
+        state = None
+    experiment = build_experiment(config)
+    if resume is None:
+        folder = RunFolder.create(Path(config.output_dir), config.name or source.run_name)
+        folder.write_config(config.to_yaml())
+    env = environment(config.seed, experiment.placement)
+    write_json(folder.path / "env.json", env)
+    data = experiment.data
+    console.print(
+        f"[bold]{folder.path}[/]  {config.model.name} on {data.source}: {data.sizes['train']:,} train / "
+        f"{data.sizes['val']:,} val / {data.sizes['test']:,} test  ({env['device']}, {env['precision']}"
+        f"{', channels-last' if env['channels_last'] else ''})",
+        highlight=False, soft_wrap=True,
+    )
+
+    tensorboard = TensorBoardLogger(folder.path / "tb")
+    checkpointer = Checkpointer(folder.checkpoints, config.to_dict(), config.monitor)
+    trainer = Trainer(
+        experiment.model, experiment.optimizer, experiment.loss_fn, data.train, data.val,
+        epochs=config.epochs, placement=experiment.placement,
+        callbacks=[
+            NonFiniteLossGuard(), LRSchedule(experiment.scheduler), MetricsCSV(folder.path / "metrics.csv"),
+            checkpointer, tensorboard, ProgressBar(console, live=config.progress),
+        ],
+    )  # fmt: skip
+    if state is not None:
+        restore(trainer, state)
+        console.print(f"resuming after epoch {trainer.epoch} of {config.epochs}", highlight=False, soft_wrap=True)
+    started = time.perf_counter()
+    seconds_before = folder.read_run().get("train_seconds", 0.0) if state else 0.0
+    folder.update_run(
+        status="running", name=folder.path.name, config_source=source.label, data_source=data.source,
+        data_sizes=data.sizes, started=env["started"], epochs=config.epochs, **({"resumed_at_epoch": trainer.epoch} if state else {}),
+    )  # fmt: skip
+    try:
+        trainer.fit()
+        seconds = time.perf_counter() - started
+        results = test_model(trainer, data, folder, config.test_checkpoint)
+        figure = confusion_matrix_figure(results.confusion(), results.classes)
+        tensorboard.add_image("test/confusion_matrix", figure_to_array(figure), trainer.global_step)
+        report = results.report_dict()
+        folder.update_run(
+            status="finished", train_seconds=round(seconds_before + seconds, 2),
+            epochs_completed=trainer.epoch, best_epoch=checkpointer.best_epoch, best_val=checkpointer.best,
+            monitor=config.monitor, tested_checkpoint=config.test_checkpoint, test_acc=results.accuracy,
+            test_macro_f1=report["macro avg"]["f1-score"], final_train_loss=trainer.history[-1]["train_loss"],
+            final_val_acc=trainer.history[-1]["val_acc"],
+        )  # fmt: skip
+        console.print(
+            f"test accuracy {results.accuracy:.4f}, macro F1 {report['macro avg']['f1-score']:.4f} "
+            f"({config.test_checkpoint} checkpoint, epoch {checkpointer.best_epoch if config.test_checkpoint == 'best' else trainer.epoch})",
+            highlight=False, soft_wrap=True,
+        )
+    except KeyboardInterrupt:
+        folder.update_run(status="interrupted", epochs_completed=trainer.epoch)
+        console.print(f"interrupted after epoch {trainer.epoch}; continue with: trainlab run --resume {folder.path}")
+        raise
+    except BaseException as e:
+        folder.update_run(status="failed", epochs_completed=trainer.epoch, error=str(e) or type(e).__name__)
+        raise
+    finally:
+        tensorboard.close()
+        if trainer.history:
+            write_metrics_csv(folder.path / "metrics.csv", trainer.history)
+            save_figure(curves_figure(trainer.history), folder.path / "curves.png")
+        write_html_report(folder.path)
+    console.print(f"report: {folder.path / 'report.html'}", highlight=False, soft_wrap=True)
+    return folder
+
+
+def test_model(trainer: Trainer, data: DataBundle, folder: RunFolder, checkpoint: str) -> TestResults:
+    """Evaluate the `checkpoint` ("best" or "last") weights on the test set and write the test files."""
+    if checkpoint == "best" and (folder.checkpoints / "best.pt").is_file():
+        trainer.model.load_state_dict(load_checkpoint(folder.checkpoints / "best.pt")["model"])
+    logits, targets, _ = trainer.predict(data.test)
+    probabilities = logits.softmax(1)
+    confidence, predicted = probabilities.max(1)
+    results = TestResults(targets.cpu().numpy(), predicted.cpu().numpy(), confidence.cpu().numpy(), data.classes)
+    write_test_results(folder.path, results)
+    return results
+
+
+def evaluate_run(run_dir: Path, checkpoint: str = "best", console: Console | None = None) -> TestResults:
+    """`trainlab eval`: rebuild a run's data and model, load a checkpoint, test it, rewrite the test files."""
+    console = console or Console()
+    folder = RunFolder.open(run_dir)
+    config, _ = load_config(str(folder.path / "config.yaml"))
+    state = load_checkpoint(folder.checkpoints / f"{checkpoint}.pt")
+    config.progress = False
+    experiment = build_experiment(config)
+    experiment.model.load_state_dict(state["model"])
+    trainer = Trainer(
+        experiment.model, experiment.optimizer, experiment.loss_fn, experiment.data.train, None,
+        epochs=config.epochs, placement=experiment.placement,
+    )  # fmt: skip
+    results = test_model(trainer, experiment.data, folder, "last")  # weights already loaded above
+    folder.update_run(tested_checkpoint=checkpoint, test_acc=results.accuracy,
+                      test_macro_f1=results.report_dict()["macro avg"]["f1-score"])  # fmt: skip
+    write_html_report(folder.path)
+    return results

@@ -1,0 +1,15 @@
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from trainlab.registry import Registry
+
+# Every model builder receives the shape of the data from trainlab, never from the config.
+IMAGE_MODEL_INPUTS = ("in_channels", "num_classes", "image_size")
+MODELS = Registry("models")
+
+
+def build_model(name: str, *, in_channels: int, num_classes: int, image_size: tuple[int, int], **args: Any) -> nn.Module:
+    return MODELS.build(name, in_channels=in_channels, num_classes=num_classes, image_size=image_size, **args)
