@@ -83,7 +83,11 @@ def test_touching_a_file_rebuilds_the_cache_and_drops_the_old_one(tmp_path, monk
     stat = (root / "cat" / "0.png").stat()
     os.utime(root / "cat" / "0.png", ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
     decoded = []
-    monkeypatch.setattr(vision, "_decode_image", lambda path, size: decoded.append(path) or np.zeros((4, 4, 3), np.uint8))
+    def counting_decode(path, image_size):
+        decoded.append(path)
+        return np.zeros((4, 4, 3), np.uint8)
+
+    monkeypatch.setattr(vision, "_decode_image", counting_decode)
     arrays, _ = load_image_folder(root)
     assert len(decoded) == 5 and not isinstance(arrays.images, np.memmap)
     after = cache_files(tmp_path)

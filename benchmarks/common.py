@@ -1,0 +1,43 @@
+"""Shared by the benchmarks: timing, medians, JSON output, a printed table."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def timed(fn, *args, **kwargs) -> tuple[float, Any]:
+    started = time.perf_counter()
+    out = fn(*args, **kwargs)
+    return time.perf_counter() - started, out
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def save(name: str, figures: dict[str, Any]) -> Path:
+    from trainlab.run_folder import environment
+    from trainlab.engine.device import resolve_placement
+
+    env = environment(seed=0, placement=resolve_placement())
+    figures = {"benchmark": name, "command": " ".join([Path(sys.executable).name, *sys.argv]), **figures,
+               "environment": {k: env[k] for k in ("cpu", "cpu_count", "torch_threads", "packages", "git_commit", "started")}}
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(figures, indent=2) + "\n")
+    return path
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    columns = list(rows[0])
+    cells = [[f"{r[c]:,.4g}" if isinstance(r[c], float) else str(r[c]) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    line = lambda values: "  ".join(v.ljust(w) for v, w in zip(values, widths))  # noqa: E731
+    return "\n".join([line(columns), line(["-" * w for w in widths]), *map(line, cells)])
