@@ -37,7 +37,13 @@ def save(name: str, figures: dict[str, Any]) -> Path:
 
 def table(rows: list[dict[str, Any]]) -> str:
     columns = list(rows[0])
-    cells = [[f"{r[c]:,.4g}" if isinstance(r[c], float) else str(r[c]) for c in columns] for r in rows]
+    cells = [[_format(r[c]) for c in columns] for r in rows]
     widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
     line = lambda values: "  ".join(v.ljust(w) for v, w in zip(values, widths))  # noqa: E731
     return "\n".join([line(columns), line(["-" * w for w in widths]), *map(line, cells)])
+
+
+def _format(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
+    return str(value)

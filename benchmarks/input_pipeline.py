@@ -33,7 +33,7 @@ class JpegFiles(torch.utils.data.Dataset):
     def __getitem__(self, i):
         path, label = self.files[i]
         with Image.open(path) as image:
-            pixels = torch.from_numpy(np.asarray(image.convert("RGB"))).permute(2, 0, 1).float()
+            pixels = torch.from_numpy(np.array(image.convert("RGB"))).permute(2, 0, 1).float()
         return (pixels - self.mean) / self.std, label
 
 

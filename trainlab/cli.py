@@ -52,7 +52,10 @@ def run(
         config, source = load_config(str(resume / "config.yaml"))
     else:
         config, source = load_config(spec, overrides)
-    run_experiment(config, source, console=console, resume=resume)
+    try:
+        run_experiment(config, source, console=console, resume=resume)
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None  # the run folder says "interrupted" and how to resume
 
 
 @app.command("eval")
@@ -76,14 +79,14 @@ def list_(
     pattern: Annotated[str, typer.Argument(help="glob pattern, e.g. 'workshop*'")] = "*",
 ) -> None:
     """List what a config may name: models, presets, datasets, optimizers, schedulers, losses."""
-    from trainlab.config import _section_registries, list_presets
+    from trainlab.config import section_registries, list_presets
     from trainlab.registry import did_you_mean
 
     if what == "presets":
         for name, path in list_presets(pattern).items():
             console.print(f"{name:<28} {path}", highlight=False, soft_wrap=True)
         return
-    registries = {r.kind: r for r in _section_registries().values()}
+    registries = {r.kind: r for r in section_registries().values()}
     if what not in registries:
         raise UsageError(f"cannot list '{what}'{did_you_mean(what, LISTABLE)}; expected one of: {', '.join(LISTABLE)}")
     registry = registries[what]
