@@ -36,7 +36,7 @@ def _split_arguments(arguments: list[str]) -> tuple[str | None, list[str]]:
 
 @app.command()
 def run(
-    arguments: Annotated[Optional[list[str]], typer.Argument(help="[CONFIG] [key=value ...]: a preset name, a YAML file or a run folder, then overrides", show_default=False)] = None,
+    arguments: Annotated[Optional[list[str]], typer.Argument(metavar="CONFIG KEY=VALUE", help="a preset name, a YAML file or a run folder, then key=value overrides", show_default=False)] = None,
     resume: Annotated[Optional[Path], typer.Option("--resume", help="continue the run in this run folder from its last checkpoint")] = None,
 ) -> None:
     """Train a model, test it and write a run folder with metrics, plots, checkpoints and an HTML report."""
