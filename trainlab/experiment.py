@@ -26,7 +26,6 @@ from trainlab.engine.callbacks import (
     NonFiniteLossGuard,
     ProgressBar,
     TensorBoardLogger,
-    write_metrics_csv,
 )
 from trainlab.engine.checkpoint import load_checkpoint, restore
 from trainlab.engine.device import Placement, resolve_placement
@@ -107,7 +106,7 @@ def run_experiment(
     write_json(folder.path / "env.json", env)
     data = experiment.data
     console.print(
-        f"[bold]{folder.path}[/]  {config.model.name} on {data.source}: {data.sizes['train']:,} train / "
+        f"{folder.path}  {config.model.name} on {data.source}: {data.sizes['train']:,} train / "
         f"{data.sizes['val']:,} val / {data.sizes['test']:,} test  ({env['device']}, {env['precision']}"
         f"{', channels-last' if env['channels_last'] else ''})",
         highlight=False, soft_wrap=True,
@@ -135,7 +134,7 @@ def run_experiment(
     try:
         trainer.fit()
         seconds = time.perf_counter() - started
-        results = test_model(trainer, data, folder, config.test_checkpoint)
+        results = evaluate_test_set(trainer, data, folder, config.test_checkpoint)
         figure = confusion_matrix_figure(results.confusion(), results.classes)
         tensorboard.add_image("test/confusion_matrix", figure_to_array(figure), trainer.global_step)
         report = results.report_dict()
@@ -161,14 +160,13 @@ def run_experiment(
     finally:
         tensorboard.close()
         if trainer.history:
-            write_metrics_csv(folder.path / "metrics.csv", trainer.history)
             save_figure(curves_figure(trainer.history), folder.path / "curves.png")
         write_html_report(folder.path)
     console.print(f"report: {folder.path / 'report.html'}", highlight=False, soft_wrap=True)
     return folder
 
 
-def test_model(trainer: Trainer, data: DataBundle, folder: RunFolder, checkpoint: str) -> TestResults:
+def evaluate_test_set(trainer: Trainer, data: DataBundle, folder: RunFolder, checkpoint: str) -> TestResults:
     """Evaluate the `checkpoint` ("best" or "last") weights on the test set and write the test files."""
     if checkpoint == "best" and (folder.checkpoints / "best.pt").is_file():
         trainer.model.load_state_dict(load_checkpoint(folder.checkpoints / "best.pt")["model"])
@@ -193,7 +191,7 @@ def evaluate_run(run_dir: Path, checkpoint: str = "best", console: Console | Non
         experiment.model, experiment.optimizer, experiment.loss_fn, experiment.data.train, None,
         epochs=config.epochs, placement=experiment.placement,
     )  # fmt: skip
-    results = test_model(trainer, experiment.data, folder, "last")  # weights already loaded above
+    results = evaluate_test_set(trainer, experiment.data, folder, "last")  # weights already loaded above
     folder.update_run(tested_checkpoint=checkpoint, test_acc=results.accuracy,
                       test_macro_f1=results.report_dict()["macro avg"]["f1-score"])  # fmt: skip
     write_html_report(folder.path)
