@@ -27,7 +27,7 @@ def save(name: str, figures: dict[str, Any]) -> Path:
     from trainlab.engine.device import resolve_placement
 
     env = environment(seed=0, placement=resolve_placement())
-    figures = {"benchmark": name, "command": " ".join([Path(sys.executable).name, *sys.argv]), **figures,
+    figures = {"benchmark": name, "command": " ".join(["python -m", f"benchmarks.{Path(sys.argv[0]).stem}", *sys.argv[1:]]), **figures,
                "environment": {k: env[k] for k in ("cpu", "cpu_count", "torch_threads", "packages", "git_commit", "started")}}
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"{name}.json"

@@ -1,6 +1,6 @@
 """One epoch of input from the cached uint8 array against a per-file image DataLoader.
 
-    TRAINLAB_DATA=../shared/data python benchmarks/input_pipeline.py [--workers 0 2]
+    TRAINLAB_DATA=<data folder> python -m benchmarks.input_pipeline [--workers 0 2]
 
 Both produce the same normalised (B, 3, 32, 32) float batches of the CIFAR-10 training
 set; no model runs, so the figure is the input cost alone.

@@ -1,6 +1,6 @@
 """trainlab's training epoch against a plain PyTorch loop: same model, data tensor, batch, optimizer, precision.
 
-    python benchmarks/loop_overhead.py [--images 10000] [--repeats 5]
+    python -m benchmarks.loop_overhead [--images 10000] [--repeats 5]
 
 Both run in this process, interleaved; the figure is the ratio of median epoch times
 (target <= 1.03). Synthetic CIFAR-shaped images: the loop's cost does not depend on pixels.

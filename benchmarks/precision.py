@@ -1,6 +1,6 @@
 """The default precision path (bf16 autocast + channels-last where the CPU has bf16) against plain fp32 NCHW.
 
-    TRAINLAB_DATA=../shared/data python benchmarks/precision.py [--epochs 3] [--seeds 0 1] [--rounds 8]
+    TRAINLAB_DATA=<data folder> python -m benchmarks.precision [--epochs 3] [--seeds 0 1] [--rounds 8]
 
 Speed: both paths train the workshop CNN (Task 1's settings) in this process on the same
 slice of CIFAR-10, in alternating short windows, since this machine switches between speed

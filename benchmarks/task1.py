@@ -1,6 +1,6 @@
 """Workshop Task 1 on real CIFAR-10: wall time and test accuracy of `trainlab run workshop/task1`.
 
-    TRAINLAB_DATA=../shared/data python benchmarks/task1.py [--seeds 0 1 2]
+    TRAINLAB_DATA=<data folder> python -m benchmarks.task1 [--seeds 0 1 2]
 
 Each seed is one full `trainlab run` in a fresh process (target: >= 70 % test accuracy
 in <= 5 minutes on 2 CPU cores); the image cache is built first, so each run's wall time

@@ -46,6 +46,10 @@ class DataConfig(BuilderSection):
     val_size: float = Field(
         0.1, gt=0, description="validation part of the training set: a fraction (< 1) or a count of images (>= 1)"
     )
+
+    @pydantic.field_serializer("val_size")
+    def _count_as_an_int(self, value: float) -> float | int:
+        return int(value) if value >= 1 and value == int(value) else value  # "val_size: 5000", not 5000.0
     split_seed: int | None = Field(None, description="seed of the train/validation split; default: the run's seed")
 
 
@@ -90,7 +94,15 @@ class ExperimentConfig(Section):
         return self.model_dump(mode="json")
 
     def to_yaml(self) -> str:
-        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+        return yaml.dump(self.to_dict(), Dumper=_ConfigDumper, sort_keys=False)
+
+
+class _ConfigDumper(yaml.SafeDumper):
+    """Sections as blocks, lists on one line: `channels: [32, 32, 64, 64]`."""
+
+
+_ConfigDumper.add_representer(list, lambda dumper, data: dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=True))
+_ConfigDumper.add_representer(tuple, lambda dumper, data: dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=True))
 
 
 # Which registry checks the extra keys of each builder section; filled lazily to avoid import cycles.

@@ -119,7 +119,7 @@ class Trainer:
 
     def evaluate(self, loader: Iterable) -> dict[str, float]:
         logits, targets, loss_sum = self.predict(loader)
-        return {"loss": loss_sum.item() / len(targets), "acc": (logits.argmax(1) == targets).float().mean().item()}
+        return {"loss": loss_sum.item() / len(targets), "acc": (logits.argmax(1) == targets).sum().item() / len(targets)}
 
     def fire(self, hook: str) -> None:
         for callback in self.callbacks:
