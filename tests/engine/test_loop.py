@@ -67,7 +67,7 @@ def test_callbacks_fire_in_the_documented_order():
     batch = one_batch()
     Trainer(model, torch.optim.SGD(model.parameters(), lr=0.1), nn.CrossEntropyLoss(), batch, batch,
             epochs=1, placement=FP32_CPU, callbacks=[Recorder()]).fit()
-    assert fired == ["on_fit_start", "on_train_epoch_start", "on_after_backward", "on_train_batch_end",
+    assert fired == ["on_fit_start", "on_train_epoch_start", "on_before_backward", "on_after_backward", "on_train_batch_end",
                      "on_train_epoch_end", "on_validation_end", "on_epoch_end", "on_fit_end", "on_teardown"]
 
 

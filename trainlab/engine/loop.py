@@ -4,6 +4,7 @@ callback in `callbacks.py`. Hooks, in firing order:
 
     on_fit_start
       on_train_epoch_start
+        on_before_backward       (penalty terms added to the loss)
         on_after_backward        (before the optimizer step: guards, clipping)
         on_train_batch_end
       on_train_epoch_end
@@ -90,6 +91,7 @@ class Trainer:
             with self.placement.autocast():
                 self.logits = self.model(self.inputs)
                 self.loss = self.loss_fn(self.logits, self.targets)
+            self.fire("on_before_backward")  # callbacks may add terms to self.loss (L1, elastic net)
             self.optimizer.zero_grad(set_to_none=True)
             self.loss.backward()
             self.fire("on_after_backward")
