@@ -19,7 +19,8 @@ def test_no_argument_is_the_embedded_default_on_digits():
 
 def test_builder_defaults_are_filled_in_so_the_saved_config_is_complete():
     config, _ = load_config(None)
-    assert config.model.args == {"channels": [32, 32, 64, 64], "hidden": [256, 128]}
+    assert config.model.args == {"channels": [32, 32, 64, 64], "hidden": [256, 128], "fc_activation": "relu",
+                                 "extra_conv": False, "fc_batchnorm": False, "dropout": 0.0}
     assert config.optimizer.args["lr"] == 0.001
 
 
@@ -118,3 +119,9 @@ def test_override_into_a_scalar_is_refused():
 
 def test_schema_defaults_dump_to_plain_yaml():
     assert yaml.safe_load(ExperimentConfig().to_yaml())["data"]["name"] == "digits"
+
+
+@pytest.mark.parametrize("preset", list(list_presets()))
+def test_every_preset_is_a_valid_config(preset):
+    config, _ = load_config(preset)
+    assert config.epochs >= 1

@@ -38,6 +38,7 @@ def _split_arguments(arguments: list[str]) -> tuple[str | None, list[str]]:
 def run(
     arguments: Annotated[Optional[list[str]], typer.Argument(metavar="CONFIG KEY=VALUE", help="a preset name, a YAML file or a run folder, then key=value overrides", show_default=False)] = None,
     resume: Annotated[Optional[Path], typer.Option("--resume", help="continue the run in this run folder from its last checkpoint")] = None,
+    seeds: Annotated[int, typer.Option("--seeds", min=1, help="run this many seeds (seed, seed+1, ...) and compare them")] = 1,
 ) -> None:
     """Train a model, test it and write a run folder with metrics, plots, checkpoints and an HTML report."""
     from trainlab.config import load_config
@@ -45,17 +46,50 @@ def run(
 
     spec, overrides = _split_arguments(arguments or [])
     if resume is not None:
-        if spec or overrides:
+        if spec or overrides or seeds > 1:
             raise UsageError("--resume takes the run folder alone: the run continues with the config saved in it")
         if not (resume / "config.yaml").is_file():
             raise UsageError(f"--resume {resume}: not a run folder (expected {resume / 'config.yaml'})")
         config, source = load_config(str(resume / "config.yaml"))
     else:
         config, source = load_config(spec, overrides)
+    folders = []
     try:
-        run_experiment(config, source, console=console, resume=resume)
+        for offset in range(seeds):
+            seeded = config.model_copy(update={"seed": config.seed + offset})
+            folders.append(run_experiment(seeded, source, console=console, resume=resume).path)
     except KeyboardInterrupt:
         raise typer.Exit(130) from None  # the run folder says "interrupted" and how to resume
+    if seeds > 1:
+        _print_comparison([str(f) for f in folders], sort="val_acc", fmt="table")
+
+
+def _print_comparison(paths: list[str], sort: str, fmt: str) -> list:
+    from trainlab.tools.compare import compare_table, find_runs, group_rows, load_run, render
+
+    runs = [load_run(p) for p in find_runs(paths)]
+    console.print(render(compare_table(runs, sort), fmt), highlight=False, soft_wrap=True, markup=False)
+    groups = group_rows(runs, sort)
+    if groups:
+        console.print("\n" + render(groups, fmt), highlight=False, soft_wrap=True, markup=False)
+    return runs
+
+
+@app.command()
+def compare(
+    runs: Annotated[list[str], typer.Argument(help="run folders, parent folders of runs, or globs")],
+    sort: Annotated[str, typer.Option(help="val_acc, test_acc, f1, time, images_per_s, epochs, name or a config field")] = "val_acc",
+    fmt: Annotated[str, typer.Option("--format", help="table, markdown, csv or html")] = "table",
+    plot: Annotated[Optional[Path], typer.Option(help="also draw the validation curves of every run into this PNG")] = None,
+) -> None:
+    """Compare runs in one table: the config fields that differ, results, and mean ± std over seeds."""
+    from trainlab.evaluation.plots import save_figure
+    from trainlab.tools.compare import curves_figure
+
+    loaded = _print_comparison(runs, sort, fmt)
+    if plot is not None:
+        save_figure(curves_figure(loaded), plot)
+        console.print(f"curves: {plot}", highlight=False, soft_wrap=True, markup=False)
 
 
 @app.command("eval")

@@ -12,6 +12,7 @@ the builder's signature, so `optimizer.lrr` is refused at load, before any data 
 from __future__ import annotations
 
 import copy
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -69,6 +70,21 @@ class LossConfig(BuilderSection):
     name: str = Field("cross_entropy", description="registered loss (`trainlab list losses`)")
 
 
+class RegularizationConfig(Section):
+    l1: float = Field(0.0, ge=0, description="weight of the L1 penalty sum|w| added to the loss (layer weights, not biases)")
+    l2: float = Field(0.0, ge=0, description="weight of the explicit L2 penalty sum w^2 added to the loss; with l1: elastic net")
+    clip_grad_norm: float | None = Field(None, gt=0, description="clip the global gradient norm to this value")
+    clip_grad_value: float | None = Field(None, gt=0, description="clip every gradient value to [-v, v]")
+
+
+class EarlyStoppingConfig(Section):
+    enabled: bool = Field(False, description="stop when `monitor` stops improving")
+    monitor: Literal["val/loss", "val/acc"] = "val/loss"
+    patience: int = Field(5, ge=1, description="epochs without improvement before stopping")
+    min_delta: float = Field(0.0, ge=0, description="smallest change that counts as an improvement")
+    restore_best_weights: bool = Field(True, description="end with the weights of the best epoch")
+
+
 class ExperimentConfig(Section):
     name: str | None = Field(None, description="run name, the prefix of the run folder; default: preset or file name")
     seed: int = Field(0, description="seeds Python, NumPy and torch, the split and the shuffling")
@@ -84,11 +100,24 @@ class ExperimentConfig(Section):
     test_checkpoint: Literal["best", "last"] = Field("best", description="weights evaluated on the test set")
     output_dir: str = Field("runs", description="folder that receives run folders")
     progress: bool = Field(True, description="show a progress bar in a terminal")
+    init: str = Field("default", description="initialisation of conv and linear weights (biases zeroed): default, "
+                      "xavier_uniform, xavier_normal, kaiming_uniform, kaiming_normal")
+    regularization: RegularizationConfig = Field(default_factory=RegularizationConfig)
+    early_stopping: EarlyStoppingConfig = Field(default_factory=EarlyStoppingConfig)
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
     loss: LossConfig = Field(default_factory=LossConfig)
+
+    @pydantic.field_validator("init")
+    @classmethod
+    def _known_init(cls, value: str) -> str:
+        from trainlab.models.init import INIT_SCHEMES
+
+        if value not in INIT_SCHEMES:
+            raise ValueError(f"unknown init '{value}'{did_you_mean(value, INIT_SCHEMES)}; expected one of: {', '.join(INIT_SCHEMES)}")
+        return value
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
@@ -305,6 +334,12 @@ def _config_error(
             )
         elif item["type"] == "missing":
             messages.append(f"{where}: field '{dotted}' is required")
+        elif item["type"] == "value_error":
+            messages.append(f"{where}: field '{dotted}': {str(item['ctx']['error'])}")
+        elif item["type"] == "literal_error":
+            choices = re.findall(r"'([^']*)'", item["ctx"]["expected"])
+            suggestion = did_you_mean(str(item["input"]), choices)
+            messages.append(f"{where}: field '{dotted}': got {item['input']!r}{suggestion}; expected one of: {', '.join(choices)}")
         else:
             messages.append(f"{where}: field '{dotted}': {item['msg'].lower()}, got {item['input']!r}")
     return ConfigError("\n".join(messages))

@@ -6,8 +6,10 @@ takes plain arguments.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +31,8 @@ from trainlab.engine.callbacks import (
 )
 from trainlab.engine.checkpoint import load_checkpoint, restore
 from trainlab.engine.device import Placement, resolve_placement
-from trainlab.engine.loop import Trainer
+from trainlab.engine.loop import Callback, Trainer
+from trainlab.engine.regularization import EarlyStopping, GradientClipping, PenaltyTerms
 from trainlab.engine.losses import LOSSES
 from trainlab.engine.optim import OPTIMIZERS, SCHEDULERS
 from trainlab.errors import ConfigError, UsageError
@@ -37,6 +40,7 @@ from trainlab.evaluation.metrics import TestResults, write_test_results
 from trainlab.evaluation.plots import confusion_matrix_figure, curves_figure, figure_to_array, save_figure
 from trainlab.evaluation.report import write_html_report
 from trainlab.models import build_model
+from trainlab.models.init import initialize
 from trainlab.run_folder import RunFolder, environment
 from trainlab.utils.io import write_json
 
@@ -75,14 +79,46 @@ def build_experiment(config: ExperimentConfig) -> Experiment:
         )  # fmt: skip
     except ValueError as e:
         raise ConfigError(f"model '{config.model.name}': {e}") from None
+    initialize(model, config.init)
     memory_format = torch.channels_last if placement.channels_last else torch.preserve_format
     model = model.to(placement.device, memory_format=memory_format)
-    optimizer = OPTIMIZERS.build(config.optimizer.name, model.parameters(), **config.optimizer.args)
-    scheduler = SCHEDULERS.build(
-        config.scheduler.name, optimizer, epochs=config.epochs, steps_per_epoch=len(data.train), **config.scheduler.args
-    )
+    with _as_config_error("optimizer", config.optimizer.name):
+        optimizer = OPTIMIZERS.build(config.optimizer.name, model.parameters(), **config.optimizer.args)
+    with _as_config_error("scheduler", config.scheduler.name):
+        scheduler = SCHEDULERS.build(
+            config.scheduler.name, optimizer, epochs=config.epochs, steps_per_epoch=len(data.train), **config.scheduler.args
+        )
     loss_fn = LOSSES.build(config.loss.name, **config.loss.args)
     return Experiment(config, placement, data, model, optimizer, scheduler, loss_fn)
+
+
+@contextlib.contextmanager
+def _as_config_error(section: str, name: str) -> Iterator[None]:
+    """A builder's ValueError is a mistake in its config section: exit 2, naming the section."""
+    try:
+        yield
+    except ValueError as e:
+        raise ConfigError(f"{section} '{name}': {e}") from None
+
+
+def build_callbacks(config: ExperimentConfig, experiment: Experiment, folder: RunFolder, console: Console) -> list[Callback]:
+    """The callbacks of a run, in firing order."""
+    reg, stop = config.regularization, config.early_stopping
+    callbacks: list[Callback] = [NonFiniteLossGuard()]
+    if reg.l1 or reg.l2:
+        callbacks.insert(0, PenaltyTerms(reg.l1, reg.l2))
+    if reg.clip_grad_norm or reg.clip_grad_value:
+        callbacks.append(GradientClipping(reg.clip_grad_norm, reg.clip_grad_value))
+    callbacks.append(LRSchedule(experiment.scheduler))
+    callbacks.append(MetricsCSV(folder.path / "metrics.csv"))
+    if stop.enabled:
+        callbacks.append(EarlyStopping(stop.monitor, stop.patience, stop.min_delta, stop.restore_best_weights))
+    callbacks += [
+        Checkpointer(folder.checkpoints, config.to_dict(), config.monitor),
+        TensorBoardLogger(folder.path / "tb"),
+        ProgressBar(console, live=config.progress),
+    ]
+    return callbacks
 
 
 def run_experiment(
@@ -94,8 +130,8 @@ def run_experiment(
     if resume is not None:
         folder = RunFolder.open(resume)
         state = load_checkpoint(folder.checkpoints / "last.pt")
-        if state["trainer"]["epoch"] >= config.epochs:
-            raise UsageError(f"{folder.path} already finished its {config.epochs} epochs; `trainlab eval {folder.path}` tests it")
+        if state["trainer"]["epoch"] >= config.epochs or folder.read_run().get("status") == "finished":
+            raise UsageError(f"{folder.path} has already finished; `trainlab eval {folder.path}` tests it again")
     else:
         state = None
     experiment = build_experiment(config)
@@ -112,15 +148,13 @@ def run_experiment(
         highlight=False, soft_wrap=True,
     )
 
-    tensorboard = TensorBoardLogger(folder.path / "tb")
-    checkpointer = Checkpointer(folder.checkpoints, config.to_dict(), config.monitor)
+    callbacks = build_callbacks(config, experiment, folder, console)
+    tensorboard = next(cb for cb in callbacks if isinstance(cb, TensorBoardLogger))
+    checkpointer = next(cb for cb in callbacks if isinstance(cb, Checkpointer))
+    stopper = next((cb for cb in callbacks if isinstance(cb, EarlyStopping)), None)
     trainer = Trainer(
         experiment.model, experiment.optimizer, experiment.loss_fn, data.train, data.val,
-        epochs=config.epochs, placement=experiment.placement,
-        callbacks=[
-            NonFiniteLossGuard(), LRSchedule(experiment.scheduler), MetricsCSV(folder.path / "metrics.csv"),
-            checkpointer, tensorboard, ProgressBar(console, live=config.progress),
-        ],
+        epochs=config.epochs, placement=experiment.placement, callbacks=callbacks,
     )  # fmt: skip
     if state is not None:
         restore(trainer, state)
@@ -143,7 +177,7 @@ def run_experiment(
             epochs_completed=trainer.epoch, best_epoch=checkpointer.best_epoch, best_val=checkpointer.best,
             monitor=config.monitor, tested_checkpoint=config.test_checkpoint, test_acc=results.accuracy,
             test_macro_f1=report["macro avg"]["f1-score"], final_train_loss=trainer.history[-1]["train_loss"],
-            final_val_acc=trainer.history[-1]["val_acc"],
+            final_val_acc=trainer.history[-1]["val_acc"], early_stopped_at=stopper.stopped_epoch if stopper else None,
         )  # fmt: skip
         console.print(
             f"test accuracy {results.accuracy:.4f}, macro F1 {report['macro avg']['f1-score']:.4f} "

@@ -25,6 +25,27 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
+def configurable_arguments(builder: Callable[..., Any], injected: tuple[str, ...] = ()) -> dict[str, inspect.Parameter]:
+    """A builder's keyword arguments, minus those trainlab supplies itself."""
+    signature = inspect.signature(builder, eval_str=True)
+    return {
+        p.name: p
+        for p in signature.parameters.values()
+        if p.name not in injected and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+    }
+
+
+def arguments_schema(builder: Callable[..., Any], injected: tuple[str, ...] = ()) -> type[pydantic.BaseModel]:
+    """A pydantic model of a builder's configurable arguments, typed by their annotations, extra keys forbidden."""
+    fields: dict[str, Any] = {}
+    for arg in configurable_arguments(builder, injected).values():
+        annotation = Any if arg.annotation is inspect.Parameter.empty else arg.annotation
+        default = ... if arg.default is inspect.Parameter.empty else arg.default
+        fields[arg.name] = (annotation, default)
+    config = pydantic.ConfigDict(extra="forbid", coerce_numbers_to_str=True, arbitrary_types_allowed=True)
+    return pydantic.create_model(f"{builder.__name__}_arguments", __config__=config, **fields)
+
+
 class Registry:
     """Named builders of one kind of thing (models, datasets, optimizers, ...)."""
 
@@ -72,22 +93,11 @@ class Registry:
 
     def arguments(self, name: str) -> dict[str, inspect.Parameter]:
         """The arguments a config may set for `name`: the builder's keyword arguments minus injected ones."""
-        signature = inspect.signature(self.get(name), eval_str=True)
-        return {
-            p.name: p
-            for p in signature.parameters.values()
-            if p.name not in self._injected[name] and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
-        }
+        return configurable_arguments(self.get(name), self._injected[name])
 
     def schema(self, name: str) -> type[pydantic.BaseModel]:
         """A pydantic model of the arguments of `name` (extra keys forbidden)."""
-        fields: dict[str, Any] = {}
-        for arg in self.arguments(name).values():
-            annotation = Any if arg.annotation is inspect.Parameter.empty else arg.annotation
-            default = ... if arg.default is inspect.Parameter.empty else arg.default
-            fields[arg.name] = (annotation, default)
-        config = pydantic.ConfigDict(extra="forbid", coerce_numbers_to_str=True, arbitrary_types_allowed=True)
-        return pydantic.create_model(f"{name}_arguments", __config__=config, **fields)
+        return arguments_schema(self.get(name), self._injected[name])
 
     def validate(self, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
         """Check `arguments` against the builder of `name`; returns them parsed, defaults filled in.

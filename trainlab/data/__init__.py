@@ -2,5 +2,6 @@
 
 from trainlab.data.base import DATASETS, ImageArrays, ImageDataset, cache_root, data_root
 from trainlab.data import vision  # noqa: F401  (registers the image datasets)
+from trainlab.data import mnist  # noqa: F401  (registers mnist)
 
 __all__ = ["DATASETS", "ImageArrays", "ImageDataset", "cache_root", "data_root"]

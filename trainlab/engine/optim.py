@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
-from typing import Annotated
+from typing import Annotated, Literal
 
 import torch
 from pydantic import Field
@@ -53,10 +53,13 @@ def rmsprop(
 @OPTIMIZERS.register(injected=("params",))
 def adam(
     params: Params, *, lr: PositiveFloat = 0.001, betas: Betas = (0.9, 0.999), weight_decay: NonNegative = 0.0,
-    eps: PositiveFloat = 1e-8, amsgrad: bool = False,
+    eps: PositiveFloat = 1e-8, amsgrad: bool = False, decoupled_weight_decay: bool = False,
 ):  # fmt: skip
-    """Adam; weight_decay here is an L2 penalty added to the gradient."""
-    return torch.optim.Adam(params, lr=lr, betas=betas, weight_decay=weight_decay, eps=eps, amsgrad=amsgrad)
+    """Adam; weight_decay is an L2 penalty added to the gradient, or decoupled from it (= AdamW) when asked."""
+    return torch.optim.Adam(
+        params, lr=lr, betas=betas, weight_decay=weight_decay, eps=eps, amsgrad=amsgrad,
+        decoupled_weight_decay=decoupled_weight_decay,
+    )  # fmt: skip
 
 
 @OPTIMIZERS.register(injected=("params",))
@@ -69,52 +72,97 @@ def adamw(
 
 
 # ---------------------------------------------------------------------------------------- schedules
+#
+# Every schedule is a factor of the base learning rate as a function of the optimizer step,
+# applied by LambdaLR and stepped after every batch. `interval: epoch` holds the factor of the
+# epoch's first step through the epoch. An optional linear warmup, in epochs or in steps,
+# multiplies the first steps by (step + 1) / warmup.
 
 SCHEDULE_INPUTS = ("optimizer", "epochs", "steps_per_epoch")
+Interval = Literal["step", "epoch"]
 
 
-def _lambda_lr(optimizer: torch.optim.Optimizer, factor: Callable[[int], float]) -> torch.optim.lr_scheduler.LambdaLR:
+def _schedule(
+    optimizer: torch.optim.Optimizer, epochs: int, steps_per_epoch: int, warmup_epochs: float, warmup_steps: int,
+    interval: str, decay: Callable[[int, int, int], float],
+) -> torch.optim.lr_scheduler.LambdaLR:  # fmt: skip
+    """LambdaLR from `decay(step, warmup, total)`, the factor after warmup."""
+    if warmup_epochs and warmup_steps:
+        raise ValueError("set warmup_epochs or warmup_steps, not both")
+    total = epochs * steps_per_epoch
+    warmup = warmup_steps or round(warmup_epochs * steps_per_epoch)
+    if warmup >= total:
+        raise ValueError(f"the warmup ({warmup} steps) is not shorter than the training ({epochs} epochs = {total} steps)")
+
+    def factor(step: int) -> float:
+        if interval == "epoch":
+            step -= step % steps_per_epoch
+        if step < warmup:
+            return (step + 1) / warmup
+        return decay(step, warmup, total)
+
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def _warmup(step: int, warmup_steps: int) -> float:
-    return min(1.0, (step + 1) / warmup_steps) if warmup_steps > 0 else 1.0
-
-
 @SCHEDULERS.register(injected=SCHEDULE_INPUTS)
-def constant(optimizer: torch.optim.Optimizer, *, epochs: int, steps_per_epoch: int, warmup_epochs: NonNegative = 0.0):
+def constant(
+    optimizer: torch.optim.Optimizer, *, epochs: int, steps_per_epoch: int, warmup_epochs: NonNegative = 0.0,
+    warmup_steps: Annotated[int, Field(ge=0)] = 0, interval: Interval = "step",
+):  # fmt: skip
     """The base learning rate throughout, after an optional linear warmup."""
-    warmup = round(warmup_epochs * steps_per_epoch)
-    return _lambda_lr(optimizer, lambda step: _warmup(step, warmup))
+    return _schedule(optimizer, epochs, steps_per_epoch, warmup_epochs, warmup_steps, interval, lambda s, w, t: 1.0)
 
 
 @SCHEDULERS.register(injected=SCHEDULE_INPUTS)
 def step(
     optimizer: torch.optim.Optimizer, *, epochs: int, steps_per_epoch: int,
     milestones: list[Annotated[int, Field(gt=0)]] = [10, 20], gamma: PositiveFloat = 0.1,  # noqa: B006
-    warmup_epochs: NonNegative = 0.0,
+    warmup_epochs: NonNegative = 0.0, warmup_steps: Annotated[int, Field(ge=0)] = 0, interval: Interval = "step",
 ):  # fmt: skip
     """Multiply the learning rate by `gamma` at each milestone epoch."""
-    warmup = round(warmup_epochs * steps_per_epoch)
     bounds = sorted(m * steps_per_epoch for m in milestones)
-    return _lambda_lr(
-        optimizer, lambda s: _warmup(s, warmup) * gamma ** sum(s >= b for b in bounds)
-    )
+    return _schedule(
+        optimizer, epochs, steps_per_epoch, warmup_epochs, warmup_steps, interval,
+        lambda s, w, t: gamma ** sum(s >= b for b in bounds),
+    )  # fmt: skip
 
 
 @SCHEDULERS.register(injected=SCHEDULE_INPUTS)
 def cosine(
     optimizer: torch.optim.Optimizer, *, epochs: int, steps_per_epoch: int, warmup_epochs: NonNegative = 0.0,
+    warmup_steps: Annotated[int, Field(ge=0)] = 0, interval: Interval = "step",
     min_lr_ratio: Annotated[float, Field(ge=0, le=1)] = 0.0,
 ):  # fmt: skip
-    """Linear warmup, then a cosine decay to min_lr_ratio x the base learning rate at the last step."""
-    total = max(1, epochs * steps_per_epoch)
-    warmup = min(round(warmup_epochs * steps_per_epoch), total - 1)
+    """Cosine decay from the base learning rate to min_lr_ratio x it at the last step."""
 
-    def factor(s: int) -> float:
-        if s < warmup:
-            return _warmup(s, warmup)
-        progress = min(1.0, (s - warmup) / max(1, total - warmup))
-        return min_lr_ratio + (1 - min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+    def decay(s: int, w: int, t: int) -> float:
+        progress = (s - w) / max(1, t - 1 - w)
+        return min_lr_ratio + (1 - min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
-    return _lambda_lr(optimizer, factor)
+    return _schedule(optimizer, epochs, steps_per_epoch, warmup_epochs, warmup_steps, interval, decay)
+
+
+@SCHEDULERS.register(injected=SCHEDULE_INPUTS)
+def linear(
+    optimizer: torch.optim.Optimizer, *, epochs: int, steps_per_epoch: int, warmup_epochs: NonNegative = 0.0,
+    warmup_steps: Annotated[int, Field(ge=0)] = 0, interval: Interval = "step",
+    end_ratio: Annotated[float, Field(ge=0, le=1)] = 0.0,
+):  # fmt: skip
+    """Linear decay from the base learning rate to end_ratio x it at the last step."""
+
+    def decay(s: int, w: int, t: int) -> float:
+        return 1 - (1 - end_ratio) * min(1.0, (s - w) / max(1, t - 1 - w))
+
+    return _schedule(optimizer, epochs, steps_per_epoch, warmup_epochs, warmup_steps, interval, decay)
+
+
+@SCHEDULERS.register(injected=SCHEDULE_INPUTS)
+def inverse_sqrt(
+    optimizer: torch.optim.Optimizer, *, epochs: int, steps_per_epoch: int, warmup_epochs: NonNegative = 0.0,
+    warmup_steps: Annotated[int, Field(ge=0)] = 0, interval: Interval = "step",
+):  # fmt: skip
+    """The transformer schedule: after the warmup, the rate falls as sqrt(warmup / step)."""
+    return _schedule(
+        optimizer, epochs, steps_per_epoch, warmup_epochs, warmup_steps, interval,
+        lambda s, w, t: math.sqrt(max(1, w) / max(1, s)),
+    )  # fmt: skip

@@ -1,0 +1,84 @@
+import math
+
+import pytest
+import torch
+
+from trainlab.engine.optim import OPTIMIZERS, SCHEDULERS
+
+
+def learning_rates(name, steps, base=0.1, **args):
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=base)
+    scheduler = SCHEDULERS.build(name, optimizer, **args)
+    rates = []
+    for _ in range(steps):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    return rates
+
+
+def test_constant_with_warmup_in_steps_ramps_linearly_then_holds():
+    rates = learning_rates("constant", 8, epochs=2, steps_per_epoch=4, warmup_steps=4)
+    assert rates == pytest.approx([0.025, 0.05, 0.075, 0.1, 0.1, 0.1, 0.1, 0.1])
+
+
+def test_warmup_in_epochs_counts_steps_per_epoch():
+    rates = learning_rates("constant", 6, epochs=3, steps_per_epoch=2, warmup_epochs=1)
+    assert rates[:3] == pytest.approx([0.05, 0.1, 0.1])
+
+
+def test_step_multiplies_by_gamma_at_each_milestone_epoch():
+    rates = learning_rates("step", 12, epochs=4, steps_per_epoch=3, milestones=[1, 3], gamma=0.5)
+    assert rates == pytest.approx([0.1] * 3 + [0.05] * 6 + [0.025] * 3)
+
+
+def test_cosine_matches_its_formula():
+    total = 20
+    rates = learning_rates("cosine", total, epochs=4, steps_per_epoch=5, min_lr_ratio=0.1)
+    for s in (0, 7, 13, 19):
+        assert rates[s] == pytest.approx(0.1 * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * s / (total - 1)))))
+
+
+def test_linear_decays_to_end_ratio_at_the_last_step():
+    rates = learning_rates("linear", 11, epochs=1, steps_per_epoch=11, end_ratio=0.2)
+    assert rates[0] == pytest.approx(0.1) and rates[-1] == pytest.approx(0.02) and rates[5] == pytest.approx(0.06)
+
+
+def test_inverse_sqrt_falls_as_one_over_root_step_after_warmup():
+    rates = learning_rates("inverse_sqrt", 16, epochs=4, steps_per_epoch=4, warmup_steps=4)
+    assert rates[3] == pytest.approx(0.1)
+    assert rates[15] == pytest.approx(0.1 * math.sqrt(4 / 15))
+
+
+def test_per_epoch_interval_holds_the_rate_through_each_epoch():
+    rates = learning_rates("linear", 8, epochs=2, steps_per_epoch=4, interval="epoch")
+    assert rates[:4] == pytest.approx([0.1] * 4) and len(set(rates[4:])) == 1 and rates[4] < 0.1
+
+
+def test_a_warmup_longer_than_training_is_refused():
+    with pytest.raises(ValueError, match="not shorter than the training"):
+        learning_rates("cosine", 1, epochs=2, steps_per_epoch=5, warmup_epochs=3)
+    with pytest.raises(ValueError, match="not both"):
+        learning_rates("cosine", 1, epochs=2, steps_per_epoch=5, warmup_epochs=1, warmup_steps=2)
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS.names())
+def test_every_optimizer_takes_a_step(name):
+    weight = torch.nn.Parameter(torch.ones(3))
+    optimizer = OPTIMIZERS.build(name, [weight], **({"momentum": 0.9} if name == "sgd" else {}))
+    (weight**2).sum().backward()
+    optimizer.step()
+    assert (weight < 1).all()
+
+
+def test_adam_weight_decay_can_be_decoupled_like_adamw():
+    def step(name, **args):
+        torch.manual_seed(0)
+        w = torch.nn.Parameter(torch.randn(4))
+        opt = OPTIMIZERS.build(name, [w], lr=0.1, weight_decay=0.5, **args)
+        (w.sum()).backward()
+        opt.step()
+        return w.detach()
+
+    assert torch.allclose(step("adam", decoupled_weight_decay=True), step("adamw"))
+    assert not torch.allclose(step("adam"), step("adamw"))

@@ -1,0 +1,46 @@
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from trainlab.evaluation.grid import sample_grid_figure
+from trainlab.evaluation.plots import save_figure
+
+CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+
+
+def titles(fig) -> list[str]:
+    return [ax.get_title() for ax in fig.axes if ax.get_title()]
+
+
+def test_grid_of_64_uint8_images_saves_a_legible_png_titled_with_class_names(tmp_path):
+    images = np.random.default_rng(0).integers(0, 256, (64, 32, 32, 3), dtype=np.uint8)
+    labels = [i % 10 for i in range(64)]
+    fig = sample_grid_figure(images, labels, CLASSES)
+    assert titles(fig) == [CLASSES[i % 10] for i in range(64)]
+    save_figure(fig, tmp_path / "grid.png")
+    with Image.open(tmp_path / "grid.png") as png:
+        width, height = png.size
+    assert 8 * 64 <= width <= 8 * 200 and 8 * 64 <= height <= 8 * 200  # each 32x32 image drawn 2x-6x
+
+
+def test_grid_shows_float_channels_first_tensors_and_greyscale_in_grey():
+    images = torch.rand(5, 1, 28, 28)
+    fig = sample_grid_figure(images, [0, 1, 2, 3, 4], [str(d) for d in range(10)], columns=3)
+    shown = [ax for ax in fig.axes if ax.images]
+    assert len(fig.axes) == 6 and len(shown) == 5  # 2 rows of 3, the last cell blank
+    assert all(ax.images[0].get_cmap().name == "gray" for ax in shown)
+    np.testing.assert_allclose(shown[0].images[0].get_array(), images[0, 0].numpy(), atol=1e-6)
+    assert titles(fig) == ["0", "1", "2", "3", "4"]
+
+
+def test_grid_draws_float_rgb_in_its_own_colours():
+    images = torch.zeros(2, 3, 4, 4)
+    images[:, 0] = 1  # red
+    fig = sample_grid_figure(images, [0, 1], CLASSES)
+    np.testing.assert_array_equal(fig.axes[0].images[0].get_array()[0, 0], [1.0, 0.0, 0.0])
+
+
+def test_grid_refuses_mismatched_labels():
+    with pytest.raises(ValueError, match="3 images but 2 labels"):
+        sample_grid_figure(np.zeros((3, 8, 8, 3), np.uint8), [0, 1], CLASSES)

@@ -1,0 +1,220 @@
+"""Seeded augmentation of whole batches of float images, on the images' own device.
+
+Each op acts on the batch at once (no Python loop over images) and picks its images
+independently, with its own probability per image. Random numbers come only from the
+caller's CPU `torch.Generator`, so one seed replays the same augmented batch:
+
+- crop: pad by `crop_padding` pixels (reflecting the image) and cut the original size back out
+  at a random offset of up to `crop_padding` pixels each way; every image, offset 0 included.
+- flip: mirror left-right, with probability `flip_p` per image.
+- rotation: turn about the centre by an angle uniform in ±`rotation_degrees` degrees
+  (bilinear, reflecting at the border), with probability `rotation_p`.
+- colour: scale brightness, contrast and saturation by factors uniform in 1 ± `brightness`,
+  1 ± `contrast`, 1 ± `saturation` (fractions), in that order, with probability `color_p`;
+  saturation leaves 1-channel images alone.
+- noise: add Gaussian noise of std `noise_std` (on the 0..1 pixel scale), with probability `noise_p`.
+- cutout: zero a square of `cutout_size` pixels at a uniformly random centre, partly outside
+  the image allowed (DeVries & Taylor 2017), with probability `cutout_p`.
+
+Ops run in that order (geometry, then colour and noise, then cutout), and the result is clamped
+to [0, 1]. An op leaves the images it does not pick exactly as they were.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated
+
+import torch
+import torch.nn.functional as F
+from pydantic import ConfigDict, Field
+from pydantic.dataclasses import dataclass
+from torch import Tensor
+
+Probability = Annotated[float, Field(ge=0, le=1)]  # per image
+Fraction = Annotated[float, Field(ge=0)]  # largest relative change: 0.2 -> factors in [0.8, 1.2]
+Pixels = Annotated[int, Field(ge=0)]
+Degrees = Annotated[float, Field(ge=0, le=180)]
+Std = Annotated[float, Field(ge=0)]  # on the 0..1 pixel scale
+
+_LUMA = (0.299, 0.587, 0.114)  # ITU-R 601 weights of R, G, B in grey, as torchvision's rgb_to_grayscale
+
+
+@dataclass(frozen=True, config=ConfigDict(extra="forbid"))
+class BatchAugment:
+    """Callable `augment(images, generator)`: (B, C, H, W) floats in [0, 1] -> the same shape, device and range.
+
+    The default instance does nothing and returns its input. See the module docstring for the ops.
+    """
+
+    crop_padding: Pixels = 0
+    flip_p: Probability = 0.0
+    rotation_degrees: Degrees = 0.0
+    rotation_p: Probability = 0.0
+    brightness: Fraction = 0.0
+    contrast: Fraction = 0.0
+    saturation: Fraction = 0.0
+    color_p: Probability = 0.0
+    noise_std: Std = 0.0
+    noise_p: Probability = 0.0
+    cutout_size: Pixels = 0
+    cutout_p: Probability = 0.0
+
+    @property
+    def enabled(self) -> bool:
+        """Whether any op can change an image."""
+        return (
+            self.crop_padding > 0
+            or self.flip_p > 0
+            or (self.rotation_p > 0 and self.rotation_degrees > 0)
+            or (self.color_p > 0 and (self.brightness > 0 or self.contrast > 0 or self.saturation > 0))
+            or (self.noise_p > 0 and self.noise_std > 0)
+            or (self.cutout_p > 0 and self.cutout_size > 0)
+        )
+
+    def __call__(self, images: Tensor, generator: torch.Generator) -> Tensor:
+        if not self.enabled:
+            return images
+        if images.dim() != 4 or not images.is_floating_point():
+            raise ValueError(f"augmentation wants float images (B, C, H, W), got {images.dtype} {tuple(images.shape)}")
+        channels_last = images.is_contiguous(memory_format=torch.channels_last) and not images.is_contiguous()
+        x = self._crop_and_flip(images, generator)
+        x = self._rotate(x, generator)
+        x = self._colour(x, generator)
+        x = self._noise(x, generator)
+        x = self._cutout(x, generator).clamp(0, 1)
+        return x.contiguous(memory_format=torch.channels_last) if channels_last else x
+
+    def _crop_and_flip(self, x: Tensor, generator: torch.Generator) -> Tensor:
+        b, c, h, w = x.shape
+        pad = self.crop_padding
+        if pad >= min(h, w):
+            raise ValueError(f"augment.crop_padding={pad} must be smaller than the images ({h}x{w} pixels) to reflect them")
+        flip = _pick(self.flip_p, b, generator)
+        if pad == 0:
+            if not flip.any():
+                return x
+            return torch.where(flip.to(x.device).view(b, 1, 1, 1), x.flip(3), x)
+        dy, dx = torch.randint(-pad, pad + 1, (2, b), generator=generator)
+        # Source pixel of every output pixel: shift, reflect at the edges, then mirror the picked columns.
+        rows = _reflect(torch.arange(h) + dy[:, None], h)  # (B, H)
+        cols = _reflect(torch.arange(w) + dx[:, None], w)  # (B, W)
+        cols = torch.where(flip[:, None], cols.flip(1), cols)
+        index = (rows[:, :, None] * w + cols[:, None, :]).view(b, h * w)  # (B, H*W) pixel within each image
+        if x.is_contiguous(memory_format=torch.channels_last):
+            # Whole pixels (C values side by side) from one (B*H*W, C) table: twice as fast as gather here.
+            index = (index + torch.arange(b)[:, None] * (h * w)).view(-1).to(x.device)  # (B*H*W,)
+            out = x.permute(0, 2, 3, 1).reshape(b * h * w, c).index_select(0, index)
+            return out.view(b, h, w, c).permute(0, 3, 1, 2)  # channels-last strides, like the input
+        index = index.to(x.device)[:, None, :].expand(b, c, h * w)
+        return x.reshape(b, c, h * w).gather(2, index).view(b, c, h, w)
+
+    def _rotate(self, x: Tensor, generator: torch.Generator) -> Tensor:
+        b, _, h, w = x.shape
+        if self.rotation_p == 0 or self.rotation_degrees == 0:
+            return x
+        picked = _pick(self.rotation_p, b, generator)
+        angles = (torch.rand(b, generator=generator) * 2 - 1) * math.radians(self.rotation_degrees)
+        chosen = picked.nonzero().squeeze(1)
+        if len(chosen) == 0:
+            return x
+        cos, sin = angles[chosen].cos(), angles[chosen].sin()
+        # affine_grid works in coordinates normalised to [-1, 1] per axis; the h/w factors keep
+        # the rotation rigid on non-square images.
+        theta = torch.zeros(len(chosen), 2, 3)
+        theta[:, 0, 0], theta[:, 0, 1] = cos, -sin * h / w
+        theta[:, 1, 0], theta[:, 1, 1] = sin * w / h, cos
+        chosen = chosen.to(x.device)
+        subset = x.index_select(0, chosen)  # (n, C, H, W)
+        grid = F.affine_grid(theta.to(x.device, x.dtype), list(subset.shape), align_corners=False)
+        turned = F.grid_sample(subset, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+        return x.index_copy(0, chosen, turned)
+
+    def _colour(self, x: Tensor, generator: torch.Generator) -> Tensor:
+        b, c, _, _ = x.shape
+        if self.color_p == 0 or not (self.brightness or self.contrast or (self.saturation and c == 3)):
+            return x
+        picked = _pick(self.color_p, b, generator)
+
+        def factor(strength: float) -> Tensor:  # (B, 1, 1, 1); exactly 1 for images not picked
+            f = 1 + (torch.rand(b, generator=generator) * 2 - 1) * strength
+            return torch.where(picked, f, 1.0).to(x.device, x.dtype).view(b, 1, 1, 1)
+
+        bright, contrast, saturation = factor(self.brightness), factor(self.contrast), factor(self.saturation)
+        if c != 3:
+            saturation = torch.ones_like(saturation)
+        # Brightness scales by `bright`; contrast blends with the mean grey, saturation with each
+        # pixel's grey. All three are linear, so they fold into one pass over the batch:
+        #   out = s*a*x + (1-s)*a*grey + o,  a = bright*contrast,  o = (1-contrast)*bright*mean(grey),
+        # clamped once at the end (torchvision clamps after each). For factors of 1 this is x bit for bit.
+        grey = _grey(x)  # (B, 1, H, W)
+        mean = grey.mean((1, 2, 3), keepdim=True)  # (B, 1, 1, 1)
+        scale = bright * contrast
+        x_weight, grey_weight, offset = saturation * scale, (1 - saturation) * scale, (1 - contrast) * bright * mean
+        return torch.addcmul(torch.addcmul(offset, grey, grey_weight), x, x_weight).clamp_(0, 1)
+
+    def _noise(self, x: Tensor, generator: torch.Generator) -> Tensor:
+        if self.noise_p == 0 or self.noise_std == 0:
+            return x
+        chosen = _pick(self.noise_p, len(x), generator).nonzero().squeeze(1)
+        if len(chosen) == 0:
+            return x
+        noise = torch.randn((len(chosen), *x.shape[1:]), generator=generator, dtype=x.dtype) * self.noise_std
+        return x.index_add(0, chosen.to(x.device), noise.to(x.device))
+
+    def _cutout(self, x: Tensor, generator: torch.Generator) -> Tensor:
+        b, _, h, w = x.shape
+        size = self.cutout_size
+        if self.cutout_p == 0 or size == 0:
+            return x
+        picked = _pick(self.cutout_p, b, generator)
+        centre_y = torch.randint(0, h, (b,), generator=generator)
+        centre_x = torch.randint(0, w, (b,), generator=generator)
+        if not picked.any():
+            return x
+        top, left = (centre_y - size // 2).to(x.device), (centre_x - size // 2).to(x.device)
+        ys, xs = torch.arange(h, device=x.device), torch.arange(w, device=x.device)
+        in_rows = (ys >= top[:, None]) & (ys < top[:, None] + size) & picked.to(x.device)[:, None]  # (B, H)
+        in_cols = (xs >= left[:, None]) & (xs < left[:, None] + size)  # (B, W)
+        square = in_rows[:, None, :, None] & in_cols[:, None, None, :]  # (B, 1, H, W)
+        return x * (~square).to(x.dtype)  # faster than masked_fill on CPU
+
+
+def build_augment(
+    *, crop_padding: Pixels = 0, flip_p: Probability = 0.0, rotation_degrees: Degrees = 0.0, rotation_p: Probability = 0.0,
+    brightness: Fraction = 0.0, contrast: Fraction = 0.0, saturation: Fraction = 0.0, color_p: Probability = 0.0,
+    noise_std: Std = 0.0, noise_p: Probability = 0.0, cutout_size: Pixels = 0, cutout_p: Probability = 0.0,
+) -> BatchAugment | None:  # fmt: skip
+    """Training-batch augmentation from config values; None when no op is enabled.
+
+    crop_padding and cutout_size are in pixels, rotation_degrees in degrees, brightness,
+    contrast and saturation are fractions (largest relative change), noise_std is on the
+    0..1 pixel scale, and every *_p is a probability per image.
+    """
+    augment = BatchAugment(
+        crop_padding=crop_padding, flip_p=flip_p, rotation_degrees=rotation_degrees, rotation_p=rotation_p,
+        brightness=brightness, contrast=contrast, saturation=saturation, color_p=color_p,
+        noise_std=noise_std, noise_p=noise_p, cutout_size=cutout_size, cutout_p=cutout_p,
+    )  # fmt: skip
+    return augment if augment.enabled else None
+
+
+def _pick(p: float, b: int, generator: torch.Generator) -> Tensor:
+    """(B,) bool on the CPU: which images an op with probability `p` applies to."""
+    if p == 0:
+        return torch.zeros(b, dtype=torch.bool)
+    return torch.rand(b, generator=generator) < p
+
+
+def _reflect(index: Tensor, n: int) -> Tensor:
+    """Map indices in [-(n-1), 2(n-1)] into [0, n-1] by mirroring at the edges (edge pixel not repeated)."""
+    index = index.abs()
+    return torch.where(index > n - 1, 2 * (n - 1) - index, index)
+
+
+def _grey(x: Tensor) -> Tensor:
+    """(B, 1, H, W) luminance of (B, C, H, W) images: luma for RGB, the channel mean otherwise."""
+    if x.shape[1] == 3:  # three multiply-adds: several times faster than a sum over channels-last C
+        red, green, blue = x[:, 0:1], x[:, 1:2], x[:, 2:3]
+        return (red * _LUMA[0]).add_(green, alpha=_LUMA[1]).add_(blue, alpha=_LUMA[2])
+    return x.mean(1, keepdim=True)

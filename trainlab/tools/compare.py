@@ -1,0 +1,460 @@
+"""Compare run folders: what differs between their configs, their results side by side, and curves.
+
+    runs = [load_run(p) for p in find_runs(["runs/"])]
+    print(render(compare_table(runs, sort="test_acc"), "markdown"))   # one row per run
+    print(render(group_rows(runs), "markdown"))                       # mean ± std over seeds
+    save_figure(curves_figure(runs), "compare.png")
+
+Rows are plain dicts, column name -> value, in display order: numbers stay numbers (accuracies
+in percent), and a seed group's metrics are `MeanStd`s; `render` formats them all.
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import html
+import io
+import json
+import math
+import statistics
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from trainlab.errors import UsageError
+from trainlab.registry import did_you_mean
+from trainlab.run_folder import RunFolder
+
+IGNORED_FIELDS = ("name", "output_dir", "progress")  # differ between runs without changing the result
+SEED_FIELD = "seed"
+
+RUN, STATUS, SEEDS, EPOCHS = "run", "status", "seeds", "epochs completed"  # not "epochs", a config key
+VAL_ACC, TEST_ACC, F1 = "best val acc (%)", "test acc (%)", "macro F1 (%)"
+TIME, SPEED = "train time (s)", "images/s"
+FORMATS = ["table", "markdown", "csv", "html"]
+
+# sort key -> (column, descending): higher accuracy and throughput first, shorter time first.
+SORT_KEYS = {
+    "val_acc": (VAL_ACC, True),
+    "test_acc": (TEST_ACC, True),
+    "f1": (F1, True),
+    "time": (TIME, False),
+    "images_per_s": (SPEED, True),
+    "epochs": (EPOCHS, True),
+    "name": (RUN, False),
+}
+_COLUMN_FORMATS: dict[str, Callable[[float], str]] = {
+    VAL_ACC: "{:.2f}".format,
+    TEST_ACC: "{:.2f}".format,
+    F1: "{:.2f}".format,
+    TIME: "{:.1f}".format,
+    SPEED: "{:.0f}".format,
+    EPOCHS: lambda epochs: f"{epochs:.1f}".removesuffix(".0"),  # whole epochs, or a mean over seeds
+}
+_MARKERS_UP_TO = 30  # epochs; beyond this, markers hide the line
+
+
+@dataclass
+class RunSummary:
+    """What one run folder records; None wherever a file is missing or unreadable."""
+
+    name: str
+    path: Path
+    config: dict[str, Any]  # flattened: {"optimizer.lr": 0.001, "model.channels": [32, 32, 64, 64], ...}
+    status: str | None
+    epochs_completed: int | None
+    best_val_acc: float | None  # fraction, max over metrics.csv val_acc
+    test_acc: float | None  # fraction
+    test_macro_f1: float | None  # fraction
+    train_seconds: float | None
+    images_per_s: float | None  # median over epochs of metrics.csv samples_per_s
+    history: list[dict[str, float | None]] = field(default_factory=list)  # metrics.csv rows
+
+
+@dataclass(frozen=True)
+class MeanStd:
+    """A metric over the `n` runs of a seed group that have it, out of `of` runs; std is the population std."""
+
+    mean: float
+    std: float
+    n: int
+    of: int
+
+
+# ---------------------------------------------------------------- finding and reading runs
+
+
+def _is_run(path: Path) -> bool:
+    return (path / "config.yaml").is_file()
+
+
+def _runs_at(path: Path) -> list[Path]:
+    if _is_run(path):
+        return [path]
+    if path.is_dir():
+        return sorted(child for child in path.iterdir() if child.is_dir() and _is_run(child))
+    return []
+
+
+def find_runs(paths: Sequence[str]) -> list[Path]:
+    """Run folders named by `paths`, sorted: each a run folder (holds config.yaml), a folder of
+    run folders (its children that are runs), or a glob matching either.
+
+    A path that does not exist, or finding no run at all, is a UsageError.
+    """
+    found: dict[Path, Path] = {}  # resolved -> as found, so a run named twice appears once
+    for arg in paths:
+        pattern = str(Path(arg).expanduser())
+        if glob.has_magic(pattern):
+            matches = [Path(m) for m in sorted(glob.glob(pattern))]
+        elif Path(pattern).exists():
+            matches = [Path(pattern)]
+        else:
+            raise UsageError(f"no such run folder: {arg}")
+        for match in matches:
+            for run in _runs_at(match):
+                found.setdefault(run.resolve(), run)
+    if not found:
+        raise UsageError(
+            f"no run folders found in {' '.join(map(str, paths)) or '(no paths given)'}: "
+            "give run folders (each holds a config.yaml), folders of runs such as runs/, or globs such as 'runs/lr-*'"
+        )
+    return sorted(found.values())
+
+
+def _flatten(mapping: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in mapping.items():
+        if isinstance(value, dict):
+            flat |= _flatten(value, f"{prefix}{key}.")
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _number(value: Any) -> float | None:
+    """`value` as a finite float, or None for None, "", NaN and anything unparseable."""
+    if value is None or value == "" or isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _read_history(path: Path) -> list[dict[str, float | None]]:
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            return [{key: _number(value) for key, value in row.items() if key} for row in csv.DictReader(f)]
+    except (OSError, csv.Error, UnicodeDecodeError):
+        return []
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError, UnicodeDecodeError):
+        return {}
+    return _flatten(raw) if isinstance(raw, dict) else {}
+
+
+def load_run(path: str | Path) -> RunSummary:
+    """Read one run folder. Missing or unreadable run.json or metrics.csv leave None values;
+    a folder without config.yaml is a UsageError."""
+    folder = RunFolder.open(Path(path))
+    record = folder.read_run()
+    if not isinstance(record, dict):
+        record = {}
+    history = _read_history(folder.path / "metrics.csv")
+    val_accs = [row["val_acc"] for row in history if row.get("val_acc") is not None]
+    speeds = [row["samples_per_s"] for row in history if row.get("samples_per_s") is not None]
+    best_val = max(val_accs) if val_accs else None
+    if best_val is None and record.get("monitor") == "val/acc":
+        best_val = _number(record.get("best_val"))
+    epochs = _number(record.get("epochs_completed"))
+    return RunSummary(
+        name=str(record.get("name") or folder.path.name),
+        path=folder.path,
+        config=_read_config(folder.path / "config.yaml"),
+        status=record.get("status"),
+        epochs_completed=int(epochs) if epochs is not None else (len(history) or None),
+        best_val_acc=best_val,
+        test_acc=_number(record.get("test_acc")),
+        test_macro_f1=_number(record.get("test_macro_f1")),
+        train_seconds=_number(record.get("train_seconds")),
+        images_per_s=statistics.median(speeds) if speeds else None,
+        history=history,
+    )
+
+
+# ---------------------------------------------------------------- tables
+
+
+_MISSING = object()
+
+
+def differing_fields(runs: Sequence[RunSummary]) -> list[str]:
+    """Dotted config keys whose values are not the same in every run (a key absent from some
+    runs counts as differing), in config order; `name`, `output_dir` and `progress` are ignored."""
+    keys: dict[str, None] = {}
+    for run in runs:
+        keys |= dict.fromkeys(run.config)
+    return [
+        key
+        for key in keys
+        if key not in IGNORED_FIELDS and len({_hashable(run.config.get(key, _MISSING)) for run in runs}) > 1
+    ]
+
+
+def _hashable(value: Any) -> Any:
+    if value is _MISSING:
+        return value
+    return json.dumps(value, sort_keys=True, default=str)  # lists and dicts become comparable strings
+
+
+def _config_cell(value: Any) -> Any:
+    """A config value as a cell: numbers and strings as they are, lists and null as YAML writes them."""
+    if value is _MISSING:
+        return None
+    if isinstance(value, bool) or value is None or isinstance(value, (list, dict)):
+        return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
+    return value
+
+
+def _percent(fraction: float | None) -> float | None:
+    return None if fraction is None else 100 * fraction
+
+
+def _sort(rows: list[dict[str, Any]], sort: str, fields: Sequence[str]) -> list[dict[str, Any]]:
+    if sort in SORT_KEYS:
+        column, descending = SORT_KEYS[sort]
+    elif sort in fields:
+        column, descending = sort, False
+    else:
+        choices = [*SORT_KEYS, *fields]
+        raise UsageError(f"cannot sort by '{sort}'{did_you_mean(sort, choices)}: choose one of {', '.join(choices)}")
+
+    def key(row: dict[str, Any]) -> tuple:
+        value = row.get(column)
+        if isinstance(value, MeanStd):
+            value = value.mean
+        number = _number(value)
+        if number is not None:
+            return (0, -number if descending else number, "")
+        if value is None:
+            return (2, 0.0, "")  # missing values last, whichever the direction
+        return (1, 0.0, str(value))
+
+    return sorted(rows, key=key)  # stable: ties keep their order (by run folder)
+
+
+def compare_table(runs: Sequence[RunSummary], sort: str = "val_acc") -> list[dict[str, Any]]:
+    """One row per run, sorted by `sort` (a key of SORT_KEYS, or one of the differing config fields).
+
+    Columns: run, status (only when some run did not finish), each differing config field,
+    epochs completed, best val acc (%), test acc (%), macro F1 (%), train time (s), images/s.
+    Missing values are None.
+    """
+    fields = differing_fields(runs)
+    show_status = any(run.status != "finished" for run in runs)
+    rows = []
+    for run in runs:
+        row: dict[str, Any] = {RUN: run.name}
+        if show_status:
+            row[STATUS] = run.status
+        row |= {key: _config_cell(run.config.get(key, _MISSING)) for key in fields}
+        row |= {
+            EPOCHS: run.epochs_completed,
+            VAL_ACC: _percent(run.best_val_acc),
+            TEST_ACC: _percent(run.test_acc),
+            F1: _percent(run.test_macro_f1),
+            TIME: run.train_seconds,
+            SPEED: run.images_per_s,
+        }
+        rows.append(row)
+    return _sort(rows, sort, fields)
+
+
+def seed_groups(runs: Sequence[RunSummary]) -> list[list[RunSummary]]:
+    """Finished runs whose configs differ only in `seed` (and the ignored fields), in groups of two or more.
+
+    Failed, interrupted and running runs are left out: a mean over seeds is over complete runs.
+    """
+    groups: dict[tuple, list[RunSummary]] = {}
+    for run in runs:
+        if run.status != "finished":
+            continue
+        key = tuple(
+            sorted((k, _hashable(v)) for k, v in run.config.items() if k not in IGNORED_FIELDS and k != SEED_FIELD)
+        )
+        groups.setdefault(key, []).append(run)
+    return [group for group in groups.values() if len(group) >= 2]
+
+
+def _mean_std(values: Iterable[float | None], of: int) -> MeanStd | None:
+    present = [v for v in values if v is not None]
+    if not present:
+        return None
+    return MeanStd(statistics.fmean(present), statistics.pstdev(present), len(present), of)
+
+
+def group_rows(runs: Sequence[RunSummary], sort: str = "val_acc") -> list[dict[str, Any]]:
+    """One row per seed group (see `seed_groups`); runs in no group are left out, so [] when
+    no two finished runs differ only in seed.
+
+    Columns: the config fields that differ between runs (other than seed), holding the group's
+    value; seeds ("n=3 seeds"); epochs completed (a number, or a MeanStd when the runs stopped at
+    different epochs); then best val acc (%), test acc (%), macro F1 (%), train time (s) and
+    images/s as MeanStd (mean ± population std over the group's runs that have a value).
+    Sorted by `sort` as `compare_table` is, on the means.
+    """
+    fields = [key for key in differing_fields(runs) if key != SEED_FIELD]
+    rows = []
+    for group in seed_groups(runs):
+        n = len(group)
+        seeds = {_hashable(run.config.get(SEED_FIELD, _MISSING)) for run in group}
+        row: dict[str, Any] = {key: _config_cell(group[0].config.get(key, _MISSING)) for key in fields}
+        row[SEEDS] = f"n={n} seeds" if len(seeds) == n else f"n={n} runs, {len(seeds)} seeds"
+        epochs = {run.epochs_completed for run in group}
+        row[EPOCHS] = epochs.pop() if len(epochs) == 1 else _mean_std((r.epochs_completed for r in group), n)
+        row |= {
+            VAL_ACC: _mean_std((_percent(r.best_val_acc) for r in group), n),
+            TEST_ACC: _mean_std((_percent(r.test_acc) for r in group), n),
+            F1: _mean_std((_percent(r.test_macro_f1) for r in group), n),
+            TIME: _mean_std((r.train_seconds for r in group), n),
+            SPEED: _mean_std((r.images_per_s for r in group), n),
+        }
+        rows.append(row)
+    return _sort(rows, sort, fields)
+
+
+# ---------------------------------------------------------------- rendering
+
+
+def _cell(column: str, value: Any) -> str:
+    if value is None:
+        return ""
+    fmt = _COLUMN_FORMATS.get(column, "{:g}".format)
+    if isinstance(value, MeanStd):
+        text = f"{fmt(value.mean)} ± {fmt(value.std)}"
+        return text if value.n == value.of else f"{text} (n={value.n})"
+    if isinstance(value, float):
+        return fmt(value)
+    return str(value)
+
+
+def _is_numeric(rows: Sequence[dict[str, Any]], column: str) -> bool:
+    values = [row.get(column) for row in rows if row.get(column) is not None]
+    return bool(values) and all(isinstance(v, (int, float, MeanStd)) and not isinstance(v, bool) for v in values)
+
+
+def render(rows: Sequence[dict[str, Any]], fmt: str = "table") -> str:
+    """`rows` (from compare_table or group_rows) as text: "table" (aligned, for a terminal),
+    "markdown" (a GitHub pipe table), "csv", or "html" (a <table> with its own <style>).
+    Percentages show two decimals ("73.55", "73.55 ± 0.58"); missing values are empty."""
+    if fmt not in FORMATS:
+        raise UsageError(f"unknown format '{fmt}'{did_you_mean(fmt, FORMATS)}: choose one of {', '.join(FORMATS)}")
+    if not rows:
+        return ""
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    cells = [[_cell(column, row.get(column)) for column in columns] for row in rows]
+    numeric = [_is_numeric(rows, column) for column in columns]
+    return {"table": _table, "markdown": _markdown, "csv": _csv, "html": _html}[fmt](columns, cells, numeric)
+
+
+def _table(columns: list[str], cells: list[list[str]], numeric: list[bool]) -> str:
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False)
+    for column, right in zip(columns, numeric):
+        table.add_column(column, justify="right" if right else "left", no_wrap=True)
+    for row in cells:
+        table.add_row(*row)
+    out = io.StringIO()
+    # Wide enough that rich never folds a column; its tables take only the width they need.
+    Console(file=out, width=10_000, color_system=None, highlight=False, markup=False).print(table)
+    return "\n".join(line.rstrip() for line in out.getvalue().splitlines()) + "\n"
+
+
+def _markdown(columns: list[str], cells: list[list[str]], numeric: list[bool]) -> str:
+    def line(values: Iterable[str]) -> str:
+        return "| " + " | ".join(v.replace("|", "\\|") for v in values) + " |"
+
+    rule = ["---:" if right else "---" for right in numeric]
+    return "\n".join([line(columns), "| " + " | ".join(rule) + " |", *map(line, cells)]) + "\n"
+
+
+def _csv(columns: list[str], cells: list[list[str]], numeric: list[bool]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(columns)
+    writer.writerows(cells)
+    return out.getvalue()
+
+
+_HTML_STYLE = (
+    "table.trainlab-compare{border-collapse:collapse;font:14px system-ui,sans-serif}"
+    "table.trainlab-compare th,table.trainlab-compare td{padding:4px 10px;border-bottom:1px solid #ddd}"
+    "table.trainlab-compare th{text-align:left;background:#f5f5f5}"
+    "table.trainlab-compare .num{text-align:right;font-variant-numeric:tabular-nums}"
+)
+
+
+def _html(columns: list[str], cells: list[list[str]], numeric: list[bool]) -> str:
+    def tag(name: str, text: str, right: bool) -> str:
+        attributes = ' class="num"' if right else ""
+        return f"<{name}{attributes}>{html.escape(text)}</{name}>"
+
+    head = "".join(tag("th", column, right) for column, right in zip(columns, numeric))
+    body = "\n".join(
+        "<tr>" + "".join(tag("td", text, right) for text, right in zip(row, numeric)) + "</tr>" for row in cells
+    )
+    return (
+        f"<style>{_HTML_STYLE}</style>\n<table class=\"trainlab-compare\">\n"
+        f"<thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody>\n</table>\n"
+    )
+
+
+# ---------------------------------------------------------------- curves
+
+
+def curves_figure(runs: Sequence[RunSummary]) -> Figure:
+    """Validation accuracy (%) and validation loss against epoch, one line per run, overlaid.
+
+    Save it with trainlab.evaluation.plots.save_figure.
+    """
+    fig = Figure(figsize=(11, 4.5), layout="constrained")
+    FigureCanvasAgg(fig)
+    acc_ax, loss_ax = fig.subplots(1, 2)
+    for run in runs:
+        epochs = [row.get("epoch") or i + 1 for i, row in enumerate(run.history)]
+        marker = "o" if len(epochs) <= _MARKERS_UP_TO else None
+        acc = [_nan(_percent(row.get("val_acc"))) for row in run.history]
+        loss = [_nan(row.get("val_loss")) for row in run.history]
+        (line,) = acc_ax.plot(epochs, acc, marker=marker, markersize=3, label=run.name)
+        loss_ax.plot(epochs, loss, marker=marker, markersize=3, color=line.get_color(), label=run.name)
+    for ax, title in ((acc_ax, "validation accuracy (%)"), (loss_ax, "validation loss")):
+        ax.set_title(title)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(title)
+        ax.grid(alpha=0.3)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+    if runs:
+        # One legend for both panels, below them: the run names are long.
+        handles, labels = acc_ax.get_legend_handles_labels()
+        fig.legend(handles, labels, loc="outside lower center", ncols=min(3, len(runs)), fontsize="small")
+    return fig
+
+
+def _nan(value: float | None) -> float:
+    return math.nan if value is None else value
