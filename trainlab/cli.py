@@ -19,7 +19,7 @@ app = typer.Typer(
 console = Console()
 errors = Console(stderr=True)
 
-LISTABLE = ("models", "presets", "datasets", "optimizers", "schedulers", "losses")
+LISTABLE = ("models", "presets", "datasets", "optimizers", "schedulers", "losses", "augment")
 
 
 def _split_arguments(arguments: list[str]) -> tuple[str | None, list[str]]:
@@ -92,6 +92,21 @@ def compare(
         console.print(f"curves: {plot}", highlight=False, soft_wrap=True, markup=False)
 
 
+@app.command("show-data")
+def show_data(
+    arguments: Annotated[Optional[list[str]], typer.Argument(metavar="CONFIG KEY=VALUE", help="a preset name, a YAML file or a run folder, then key=value overrides", show_default=False)] = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="PNG to write")] = Path("samples.png"),
+    count: Annotated[int, typer.Option(min=1, max=256, help="how many training images")] = 64,
+) -> None:
+    """Draw a grid of training images as the model gets them (augmented), with their labels."""
+    from trainlab.config import load_config
+    from trainlab.experiment import load_data, write_sample_grid
+
+    config, _ = load_config(*_split_arguments(arguments or []))
+    write_sample_grid(load_data(config), output, count)
+    console.print(f"{count} training samples: {output}", highlight=False, soft_wrap=True, markup=False)
+
+
 @app.command("eval")
 def evaluate(
     run_dir: Annotated[Path, typer.Argument(help="a run folder")],
@@ -116,6 +131,14 @@ def list_(
     from trainlab.config import section_registries, list_presets
     from trainlab.registry import did_you_mean
 
+    if what == "augment":
+        from trainlab.data.augment import build_augment
+        from trainlab.registry import configurable_arguments
+
+        console.print(build_augment.__doc__ or "", highlight=False, markup=False)
+        for arg in configurable_arguments(build_augment).values():
+            console.print(f"  augment.{arg.name}={arg.default!r}", highlight=False, markup=False)
+        return
     if what == "presets":
         for name, path in list_presets(pattern).items():
             console.print(f"{name:<28} {path}", highlight=False, soft_wrap=True)

@@ -22,7 +22,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from trainlab.errors import ConfigError
-from trainlab.registry import Registry, did_you_mean
+from trainlab.registry import Registry, arguments_schema, configurable_arguments, did_you_mean
 
 
 class Section(BaseModel):
@@ -105,6 +105,9 @@ class ExperimentConfig(Section):
     regularization: RegularizationConfig = Field(default_factory=RegularizationConfig)
     early_stopping: EarlyStoppingConfig = Field(default_factory=EarlyStoppingConfig)
     data: DataConfig = Field(default_factory=DataConfig)
+    augment: dict[str, Any] = Field(
+        default_factory=dict, description="batched augmentation of training images (`trainlab list augment`)"
+    )
     model: ModelConfig = Field(default_factory=ModelConfig)
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
@@ -290,6 +293,12 @@ def validate_config(
         config = ExperimentConfig.model_validate(raw)
     except pydantic.ValidationError as e:
         raise _config_error(e, (), source, origin, ExperimentConfig) from None
+    from trainlab.data.augment import build_augment
+
+    try:
+        config.augment = arguments_schema(build_augment)(**config.augment).model_dump()
+    except pydantic.ValidationError as e:
+        raise _config_error(e, ("augment",), source, origin, None, sorted(configurable_arguments(build_augment))) from None
     for section, registry in section_registries().items():
         part: BuilderSection = getattr(config, section)
         try:

@@ -20,6 +20,7 @@ from torch import nn
 
 from trainlab.config import ConfigSource, ExperimentConfig, load_config
 from trainlab.data import DATASETS
+from trainlab.data.augment import build_augment
 from trainlab.data.loader import DataBundle, prepare_data
 from trainlab.engine.callbacks import (
     Checkpointer,
@@ -36,6 +37,7 @@ from trainlab.engine.regularization import EarlyStopping, GradientClipping, Pena
 from trainlab.engine.losses import LOSSES
 from trainlab.engine.optim import OPTIMIZERS, SCHEDULERS
 from trainlab.errors import ConfigError, UsageError
+from trainlab.evaluation.grid import sample_grid_figure
 from trainlab.evaluation.metrics import TestResults, write_test_results
 from trainlab.evaluation.plots import confusion_matrix_figure, curves_figure, figure_to_array, save_figure
 from trainlab.evaluation.report import write_html_report
@@ -62,14 +64,20 @@ class Experiment:
     loss_fn: nn.Module
 
 
-def build_experiment(config: ExperimentConfig) -> Experiment:
-    placement = resolve_placement(config.device, config.precision, config.channels_last)
+def load_data(config: ExperimentConfig, placement: Placement | None = None) -> DataBundle:
+    placement = placement or resolve_placement(config.device, config.precision, config.channels_last)
     dataset = DATASETS.build(config.data.name, **config.data.args)
-    data = prepare_data(
+    return prepare_data(
         dataset, batch_size=config.data.batch_size, eval_batch_size=config.data.eval_batch_size,
         val_size=config.data.val_size, split_seed=config.seed if config.data.split_seed is None else config.data.split_seed,
         seed=config.seed, device=placement.device, channels_last=placement.channels_last,
+        augment=build_augment(**config.augment),
     )  # fmt: skip
+
+
+def build_experiment(config: ExperimentConfig) -> Experiment:
+    placement = resolve_placement(config.device, config.precision, config.channels_last)
+    data = load_data(config, placement)
     seed_everything(config.seed)  # the initial weights depend on the seed alone, not on the data code
     channels, height, width = data.image_shape
     try:
@@ -140,6 +148,7 @@ def run_experiment(
         folder.write_config(config.to_yaml())
     env = environment(config.seed, experiment.placement)
     write_json(folder.path / "env.json", env)
+    write_sample_grid(experiment.data, folder.path / "samples.png")
     data = experiment.data
     console.print(
         f"{folder.path}  {config.model.name} on {data.source}: {data.sizes['train']:,} train / "
@@ -198,6 +207,12 @@ def run_experiment(
         write_html_report(folder.path)
     console.print(f"report: {folder.path / 'report.html'}", highlight=False, soft_wrap=True)
     return folder
+
+
+def write_sample_grid(data: DataBundle, path: Path, count: int = 64) -> None:
+    """A picture of the first training batch as the model sees it (augmented), with class names."""
+    images, labels = data.train.preview(count)
+    save_figure(sample_grid_figure(images.cpu(), labels.tolist(), data.classes), path)
 
 
 def evaluate_test_set(trainer: Trainer, data: DataBundle, folder: RunFolder, checkpoint: str) -> TestResults:

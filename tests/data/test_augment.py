@@ -17,6 +17,7 @@ EVERY_OP = {
     "cutout": {"cutout_size": 8, "cutout_p": 1.0},
 }
 ALL_ON = {key: value for op in EVERY_OP.values() for key, value in op.items()}
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
 def batch(b: int = 16, c: int = 3, h: int = 16, w: int = 16, seed: int = 0, channels_last: bool = True) -> torch.Tensor:
@@ -49,6 +50,14 @@ def test_all_ops_together_keep_channels_last_and_leave_the_input_untouched():
     out = BatchAugment(**ALL_ON)(x, seeded())
     assert out.is_contiguous(memory_format=torch.channels_last)
     assert torch.equal(x, kept)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_all_ops_together_stay_on_the_device_and_replay_the_cpu_draws(device):
+    x = batch()
+    out = BatchAugment(**ALL_ON)(x.to(device), seeded())
+    assert out.device.type == device
+    torch.testing.assert_close(out.cpu(), BatchAugment(**ALL_ON)(x, seeded()), atol=1e-4, rtol=0)
 
 
 def test_all_ops_together_accept_contiguous_batches_and_non_square_images():
@@ -90,18 +99,14 @@ def test_crop_moves_a_single_pixel_by_at_most_the_padding(flip_p):
     assert len(set(zip(rows.tolist(), cols.tolist()))) > 10  # offsets vary between images
 
 
-def test_crop_keeps_the_content_shifted():
+def test_crop_is_a_shifted_window_of_the_reflect_padded_image():
     x, pad = batch(b=32), 4
     out = BatchAugment(crop_padding=pad)(x, seeded())
-    inner = out[:, :, pad:-pad, pad:-pad]  # always cut from inside the original image
+    padded = torch.nn.functional.pad(x, (pad,) * 4, mode="reflect")
+    h, w = x.shape[2:]
     for i in range(len(x)):
-        found = [
-            (dy, dx)
-            for dy in range(-pad, pad + 1)
-            for dx in range(-pad, pad + 1)
-            if torch.equal(inner[i], x[i, :, pad + dy : x.shape[2] - pad + dy, pad + dx : x.shape[3] - pad + dx])
-        ]
-        assert len(found) == 1
+        windows = [padded[i, :, y : y + h, x_ : x_ + w] for y in range(2 * pad + 1) for x_ in range(2 * pad + 1)]
+        assert sum(torch.equal(out[i], window) for window in windows) == 1
 
 
 def test_crop_padding_as_large_as_the_image_is_refused():
@@ -140,11 +145,16 @@ def grey(x: torch.Tensor) -> torch.Tensor:
     return 0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2]
 
 
+def spread(x: torch.Tensor) -> torch.Tensor:
+    """(B,) standard deviation of each image about its own mean."""
+    return (x - x.mean((1, 2, 3), keepdim=True)).std((1, 2, 3))
+
+
 def test_contrast_keeps_the_mean_grey_and_scales_the_rest_about_it():
     x = 0.4 + 0.2 * batch()  # mid-range, so that no value is clamped
     out = BatchAugment(contrast=0.3, color_p=1.0)(x, seeded())
     torch.testing.assert_close(grey(out).mean((1, 2)), grey(x).mean((1, 2)))
-    ratio = (out - out.mean((1, 2, 3), keepdim=True)).std((1, 2, 3)) / (x - x.mean((1, 2, 3), keepdim=True)).std((1, 2, 3))
+    ratio = spread(out) / spread(x)
     assert 0.7 - 1e-4 <= ratio.min() and ratio.max() <= 1.3 + 1e-4 and ratio.std() > 0.05
 
 
@@ -168,12 +178,25 @@ def test_saturation_zero_makes_rgb_grey():
     assert spread.min() < 0.05 and spread.max() > 1.5
 
 
-def test_rotation_by_small_angles_keeps_the_centre_and_turns_the_rest():
-    x = torch.zeros(8, 1, 33, 33)
+def test_rotation_turns_a_line_through_the_centre_by_at_most_the_given_angle():
+    x = torch.zeros(64, 1, 33, 33)
     x[:, :, 16, :] = 1  # a horizontal line through the centre
-    out = BatchAugment(rotation_degrees=45, rotation_p=1.0)(x, seeded())
-    assert torch.allclose(out[:, :, 16, 16], torch.ones(8, 1), atol=1e-5)
-    assert (out[:, 0, 16, :] < 0.5).any(1).float().mean() > 0.5  # the line left its row in most images
+    out = BatchAugment(rotation_degrees=10, rotation_p=1.0)(x, seeded())[:, 0]  # (B, H, W)
+    assert torch.allclose(out[:, 16, 16], torch.ones(64), atol=1e-5)  # the centre stays put
+    rows = torch.arange(33.0).view(1, 33)
+    left, right = ((out[:, :, j] * rows).sum(1) / out[:, :, j].sum(1) for j in (8, 24))  # the line's row at x=8, 24
+    angles = torch.rad2deg(torch.atan((left - right) / 16))  # counter-clockwise on screen is positive
+    assert angles.abs().max() <= 10.5 and angles.std() > 3
+    assert angles.min() < -5 and angles.max() > 5  # both ways
+
+
+def test_rotation_turns_a_round_blob_into_itself_on_non_square_images():
+    # A rotation that ignored the aspect ratio would turn the circle into an ellipse.
+    ys, xs = torch.meshgrid(torch.arange(21.0) - 10, torch.arange(41.0) - 20, indexing="ij")
+    blob = torch.exp(-(xs**2 + ys**2) / (2 * 4.0**2)).expand(8, 1, 21, 41)
+    out = BatchAugment(rotation_degrees=90, rotation_p=1.0)(blob, seeded())
+    inside = xs**2 + ys**2 <= 9**2  # farther out, corners turn in from beyond the border (reflected)
+    assert (out - blob)[:, :, inside].abs().max() < 0.03
 
 
 @pytest.mark.parametrize("op", ["flip", "rotation", "colour", "noise", "cutout"])
@@ -186,7 +209,10 @@ def test_probability_one_half_picks_about_half_the_images(op):
 
 @pytest.mark.parametrize(
     "bad",
-    [{"flip_p": 1.5}, {"cutout_p": -0.1}, {"rotation_degrees": 181}, {"brightness": -0.2}, {"crop_padding": -1}, {"noise_std": -1}],
+    [
+        {"flip_p": 1.5}, {"cutout_p": -0.1}, {"rotation_degrees": 181},
+        {"brightness": -0.2}, {"crop_padding": -1}, {"noise_std": -1},
+    ],
 )
 def test_out_of_range_settings_are_refused_by_the_config_schema_and_the_class(bad):
     with pytest.raises(pydantic.ValidationError):

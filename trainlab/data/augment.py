@@ -78,62 +78,72 @@ class BatchAugment:
         if images.dim() != 4 or not images.is_floating_point():
             raise ValueError(f"augmentation wants float images (B, C, H, W), got {images.dtype} {tuple(images.shape)}")
         channels_last = images.is_contiguous(memory_format=torch.channels_last) and not images.is_contiguous()
+        layout = torch.channels_last if channels_last else torch.contiguous_format
         x = self._crop_and_flip(images, generator)
-        x = self._rotate(x, generator)
-        x = self._colour(x, generator)
-        x = self._noise(x, generator)
-        x = self._cutout(x, generator).clamp(0, 1)
-        return x.contiguous(memory_format=torch.channels_last) if channels_last else x
+        # The ops below write in place (the caller's batch stays as it was) and index whole images
+        # as rows of a (B, C*H*W) view, which needs one of the two dense layouts.
+        x = images.clone(memory_format=layout) if x is images else x.contiguous(memory_format=layout)
+        self._rotate(x, generator)
+        self._colour(x, generator)
+        self._noise(x, generator)
+        self._cutout(x, generator)
+        return x.clamp_(0, 1)
 
     def _crop_and_flip(self, x: Tensor, generator: torch.Generator) -> Tensor:
         b, c, h, w = x.shape
         pad = self.crop_padding
         if pad >= min(h, w):
-            raise ValueError(f"augment.crop_padding={pad} must be smaller than the images ({h}x{w} pixels) to reflect them")
+            raise ValueError(
+                f"augment.crop_padding={pad} must be smaller than the images ({h}x{w} pixels) to reflect them"
+            )
         flip = _pick(self.flip_p, b, generator)
         if pad == 0:
             if not flip.any():
                 return x
             return torch.where(flip.to(x.device).view(b, 1, 1, 1), x.flip(3), x)
-        dy, dx = torch.randint(-pad, pad + 1, (2, b), generator=generator)
+        # int32 indices: the (B*H*W,) sums below take a third of the time they take in int64.
+        dy, dx = torch.randint(-pad, pad + 1, (2, b), generator=generator).int()
         # Source pixel of every output pixel: shift, reflect at the edges, then mirror the picked columns.
-        rows = _reflect(torch.arange(h) + dy[:, None], h)  # (B, H)
-        cols = _reflect(torch.arange(w) + dx[:, None], w)  # (B, W)
+        rows = _reflect(torch.arange(h, dtype=torch.int32) + dy[:, None], h)  # (B, H)
+        cols = _reflect(torch.arange(w, dtype=torch.int32) + dx[:, None], w)  # (B, W)
         cols = torch.where(flip[:, None], cols.flip(1), cols)
-        index = (rows[:, :, None] * w + cols[:, None, :]).view(b, h * w)  # (B, H*W) pixel within each image
         if x.is_contiguous(memory_format=torch.channels_last):
             # Whole pixels (C values side by side) from one (B*H*W, C) table: twice as fast as gather here.
-            index = (index + torch.arange(b)[:, None] * (h * w)).view(-1).to(x.device)  # (B*H*W,)
+            first = (torch.arange(b, dtype=torch.int32)[:, None] * h + rows) * w  # (B, H): row of each line's pixel 0
+            index = (first[:, :, None] + cols[:, None, :]).view(-1).to(x.device)  # (B*H*W,)
             out = x.permute(0, 2, 3, 1).reshape(b * h * w, c).index_select(0, index)
             return out.view(b, h, w, c).permute(0, 3, 1, 2)  # channels-last strides, like the input
-        index = index.to(x.device)[:, None, :].expand(b, c, h * w)
-        return x.reshape(b, c, h * w).gather(2, index).view(b, c, h, w)
+        index = (rows[:, :, None] * w + cols[:, None, :]).view(b, 1, h * w).to(x.device, torch.int64)  # (B, 1, H*W)
+        return x.reshape(b, c, h * w).gather(2, index.expand(b, c, h * w)).view(b, c, h, w)
 
-    def _rotate(self, x: Tensor, generator: torch.Generator) -> Tensor:
+    def _rotate(self, x: Tensor, generator: torch.Generator) -> None:
         b, _, h, w = x.shape
         if self.rotation_p == 0 or self.rotation_degrees == 0:
-            return x
+            return
         picked = _pick(self.rotation_p, b, generator)
         angles = (torch.rand(b, generator=generator) * 2 - 1) * math.radians(self.rotation_degrees)
         chosen = picked.nonzero().squeeze(1)
         if len(chosen) == 0:
-            return x
-        cos, sin = angles[chosen].cos(), angles[chosen].sin()
-        # affine_grid works in coordinates normalised to [-1, 1] per axis; the h/w factors keep
-        # the rotation rigid on non-square images.
-        theta = torch.zeros(len(chosen), 2, 3)
-        theta[:, 0, 0], theta[:, 0, 1] = cos, -sin * h / w
-        theta[:, 1, 0], theta[:, 1, 1] = sin * w / h, cos
+            return
+        n = len(chosen)
+        cos, sin = (t.to(x.device, x.dtype).view(n, 1, 1) for t in (angles[chosen].cos(), angles[chosen].sin()))
+        # The source of each output pixel, in grid_sample's coordinates: -1..1 across each axis
+        # (pixel centres, align_corners=False). The h/w factors keep the turn rigid on non-square
+        # images. What F.affine_grid computes, without its batched matmul (3x faster here).
+        xs = (torch.arange(w, device=x.device, dtype=x.dtype) * 2 + 1) / w - 1  # (W,)
+        ys = ((torch.arange(h, device=x.device, dtype=x.dtype) * 2 + 1) / h - 1).view(h, 1)  # (H, 1)
+        source_x = cos * xs - sin * (h / w) * ys  # (n, H, W)
+        source_y = sin * (w / h) * xs + cos * ys
+        grid = torch.stack((source_x, source_y), dim=-1)  # (n, H, W, 2)
         chosen = chosen.to(x.device)
-        subset = x.index_select(0, chosen)  # (n, C, H, W)
-        grid = F.affine_grid(theta.to(x.device, x.dtype), list(subset.shape), align_corners=False)
+        subset = _as_layout_of(x, _rows(x).index_select(0, chosen))  # (n, C, H, W)
         turned = F.grid_sample(subset, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
-        return x.index_copy(0, chosen, turned)
+        _rows(x).index_copy_(0, chosen, _rows(turned.contiguous(memory_format=_layout(x))))
 
-    def _colour(self, x: Tensor, generator: torch.Generator) -> Tensor:
+    def _colour(self, x: Tensor, generator: torch.Generator) -> None:
         b, c, _, _ = x.shape
         if self.color_p == 0 or not (self.brightness or self.contrast or (self.saturation and c == 3)):
-            return x
+            return
         picked = _pick(self.color_p, b, generator)
 
         def factor(strength: float) -> Tensor:  # (B, 1, 1, 1); exactly 1 for images not picked
@@ -151,37 +161,39 @@ class BatchAugment:
         mean = grey.mean((1, 2, 3), keepdim=True)  # (B, 1, 1, 1)
         scale = bright * contrast
         x_weight, grey_weight, offset = saturation * scale, (1 - saturation) * scale, (1 - contrast) * bright * mean
-        return torch.addcmul(torch.addcmul(offset, grey, grey_weight), x, x_weight).clamp_(0, 1)
+        x.mul_(x_weight).add_(grey.mul_(grey_weight).add_(offset)).clamp_(0, 1)
 
-    def _noise(self, x: Tensor, generator: torch.Generator) -> Tensor:
+    def _noise(self, x: Tensor, generator: torch.Generator) -> None:
         if self.noise_p == 0 or self.noise_std == 0:
-            return x
+            return
         chosen = _pick(self.noise_p, len(x), generator).nonzero().squeeze(1)
         if len(chosen) == 0:
-            return x
-        noise = torch.randn((len(chosen), *x.shape[1:]), generator=generator, dtype=x.dtype) * self.noise_std
-        return x.index_add(0, chosen.to(x.device), noise.to(x.device))
+            return
+        # (n, C*H*W) iid values: the same noise whatever the memory layout of the images.
+        noise = torch.randn((len(chosen), x[0].numel()), generator=generator, dtype=x.dtype).mul_(self.noise_std)
+        _rows(x).index_add_(0, chosen.to(x.device), noise.to(x.device))
 
-    def _cutout(self, x: Tensor, generator: torch.Generator) -> Tensor:
+    def _cutout(self, x: Tensor, generator: torch.Generator) -> None:
         b, _, h, w = x.shape
         size = self.cutout_size
         if self.cutout_p == 0 or size == 0:
-            return x
+            return
         picked = _pick(self.cutout_p, b, generator)
         centre_y = torch.randint(0, h, (b,), generator=generator)
         centre_x = torch.randint(0, w, (b,), generator=generator)
         if not picked.any():
-            return x
+            return
         top, left = (centre_y - size // 2).to(x.device), (centre_x - size // 2).to(x.device)
         ys, xs = torch.arange(h, device=x.device), torch.arange(w, device=x.device)
         in_rows = (ys >= top[:, None]) & (ys < top[:, None] + size) & picked.to(x.device)[:, None]  # (B, H)
         in_cols = (xs >= left[:, None]) & (xs < left[:, None] + size)  # (B, W)
         square = in_rows[:, None, :, None] & in_cols[:, None, None, :]  # (B, 1, H, W)
-        return x * (~square).to(x.dtype)  # faster than masked_fill on CPU
+        x.mul_((~square).to(x.dtype))  # faster than masked_fill on CPU
 
 
 def build_augment(
-    *, crop_padding: Pixels = 0, flip_p: Probability = 0.0, rotation_degrees: Degrees = 0.0, rotation_p: Probability = 0.0,
+    *, crop_padding: Pixels = 0, flip_p: Probability = 0.0,
+    rotation_degrees: Degrees = 0.0, rotation_p: Probability = 0.0,
     brightness: Fraction = 0.0, contrast: Fraction = 0.0, saturation: Fraction = 0.0, color_p: Probability = 0.0,
     noise_std: Std = 0.0, noise_p: Probability = 0.0, cutout_size: Pixels = 0, cutout_p: Probability = 0.0,
 ) -> BatchAugment | None:  # fmt: skip
@@ -204,6 +216,21 @@ def _pick(p: float, b: int, generator: torch.Generator) -> Tensor:
     if p == 0:
         return torch.zeros(b, dtype=torch.bool)
     return torch.rand(b, generator=generator) < p
+
+
+def _layout(x: Tensor) -> torch.memory_format:
+    return torch.contiguous_format if x.is_contiguous() else torch.channels_last
+
+
+def _rows(x: Tensor) -> Tensor:
+    """(B, C*H*W) view of dense images in memory order: whole images index 3-10x faster as rows than in 4-D."""
+    return x.view(len(x), -1) if x.is_contiguous() else x.permute(0, 2, 3, 1).view(len(x), -1)
+
+
+def _as_layout_of(x: Tensor, rows: Tensor) -> Tensor:
+    """(n, C, H, W) images from rows taken out of `_rows(x)`, with the layout of `x`."""
+    b, (c, h, w) = len(rows), x.shape[1:]
+    return rows.view(b, c, h, w) if x.is_contiguous() else rows.view(b, h, w, c).permute(0, 3, 1, 2)
 
 
 def _reflect(index: Tensor, n: int) -> Tensor:

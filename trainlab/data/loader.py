@@ -7,7 +7,7 @@ would take CPU away from training.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -51,12 +51,22 @@ class ArrayLoader:
     def __init__(
         self, images: torch.Tensor, labels: torch.Tensor, batch_size: int, *, mean: np.ndarray, std: np.ndarray,
         shuffle: bool = False, seed: int = 0, channels_last: bool = False,
+        augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
     ):  # fmt: skip
         self.images, self.labels, self.batch_size = images, labels, batch_size
         self.shuffle, self.seed, self.epoch, self.channels_last = shuffle, seed, 0, channels_last
+        self.augment = augment  # on (B, C, H, W) floats in [0, 1], before normalisation
         shape = (1, -1, 1, 1)
-        self.mean = torch.tensor(mean, dtype=torch.float32, device=images.device).view(shape)
-        self.inv_std = torch.tensor(1.0 / std, dtype=torch.float32, device=images.device).view(shape)
+        self.mean = torch.tensor(mean / 255, dtype=torch.float32, device=images.device).view(shape)
+        self.inv_std = torch.tensor(255 / std, dtype=torch.float32, device=images.device).view(shape)
+
+    def preview(self, count: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+        """The first `count` images of epoch 0 as the model gets them, but before normalisation: (B, C, H, W) in [0, 1]."""
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003)
+        order = torch.randperm(len(self.labels), generator=generator) if self.shuffle else torch.arange(len(self.labels))
+        index = order[:count].to(self.images.device)
+        x = self.images[index].permute(0, 3, 1, 2).float().div_(255)
+        return (self.augment(x, generator) if self.augment is not None else x), self.labels[index]
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -66,15 +76,18 @@ class ArrayLoader:
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         n = len(self.labels)
+        # Shuffling and augmentation depend on (seed, epoch) alone, so a resumed run replays them.
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
         if self.shuffle:
-            generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
             order = torch.randperm(n, generator=generator).to(self.images.device)
         else:
             order = torch.arange(n, device=self.images.device)
         for start in range(0, n, self.batch_size):
             index = order[start : start + self.batch_size]
-            x = self.images[index].permute(0, 3, 1, 2)  # (B, H, W, C) -> (B, C, H, W), channels-last strides
-            x = (x.float() - self.mean) * self.inv_std
+            x = self.images[index].permute(0, 3, 1, 2).float().div_(255)  # (B, H, W, C) -> (B, C, H, W) in [0, 1]
+            if self.augment is not None:
+                x = self.augment(x, generator)
+            x = (x - self.mean) * self.inv_std
             yield (x if self.channels_last else x.contiguous()), self.labels[index]
 
 
@@ -94,20 +107,23 @@ class DataBundle:
 def prepare_data(
     dataset: ImageDataset, *, batch_size: int, eval_batch_size: int, val_size: float, split_seed: int, seed: int,
     device: torch.device, channels_last: bool,
+    augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
 ) -> DataBundle:  # fmt: skip
     train_idx, val_idx = split_indices(np.asarray(dataset.train.labels), val_size, split_seed)
     train = ImageArrays(np.ascontiguousarray(dataset.train.images[train_idx]), dataset.train.labels[train_idx])
     val = ImageArrays(np.ascontiguousarray(dataset.train.images[val_idx]), dataset.train.labels[val_idx])
     mean, std = channel_stats(train.images)
 
-    def loader(arrays: ImageArrays, size: int, shuffle: bool) -> ArrayLoader:
+    def loader(arrays: ImageArrays, size: int, shuffle: bool, augment=None) -> ArrayLoader:
         images = arrays.images if arrays.images.flags.writeable else np.array(arrays.images)  # memory map: read it in
         images = torch.from_numpy(images).to(device)
         labels = torch.from_numpy(np.asarray(arrays.labels, dtype=np.int64)).to(device)
-        return ArrayLoader(images, labels, size, mean=mean, std=std, shuffle=shuffle, seed=seed, channels_last=channels_last)
+        return ArrayLoader(
+            images, labels, size, mean=mean, std=std, shuffle=shuffle, seed=seed, channels_last=channels_last, augment=augment
+        )
 
     return DataBundle(
-        train=loader(train, batch_size, True),
+        train=loader(train, batch_size, True, augment),
         val=loader(val, eval_batch_size, False),
         test=loader(dataset.test, eval_batch_size, False),
         classes=list(dataset.classes),

@@ -60,7 +60,9 @@ def _to_hwc(images: np.ndarray | torch.Tensor) -> np.ndarray:
         images = images.detach().to("cpu", torch.float32 if images.is_floating_point() else images.dtype).numpy()
     images = np.asarray(images)
     if images.ndim != 4:
-        raise ValueError(f"sample_grid_figure wants (N, H, W, C) uint8 or (N, C, H, W) float images, got shape {images.shape}")
+        raise ValueError(
+            f"sample_grid_figure wants (N, H, W, C) uint8 or (N, C, H, W) float images, got shape {images.shape}"
+        )
     if images.dtype == np.uint8:
         pixels = images.astype(np.float32) / 255
     elif np.issubdtype(images.dtype, np.floating):
