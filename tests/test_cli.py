@@ -90,3 +90,24 @@ def test_list_shows_what_a_config_may_name():
     assert "workshop/task1" in trainlab("list", "presets").stdout
     assert "cosine" in trainlab("list", "schedulers").stdout
     assert_user_error(trainlab("list", "model"), 2, "did you mean 'models'")
+
+
+def test_show_data_draws_the_augmented_training_samples(isolated):
+    result = trainlab("show-data", "augment.flip_p=1", "-o", "grid.png", "--count", "16")
+    assert result.returncode == 0, result.stderr
+    assert Image.open(isolated / "grid.png").size[0] > 200
+
+
+def test_seeds_run_several_and_compare_them(isolated):
+    result = trainlab("run", *TINY, "epochs=1", "--seeds", "2")
+    assert result.returncode == 0, result.stderr
+    assert "n=2 seeds" in result.stdout and "±" in result.stdout
+    compared = trainlab("compare", "runs", "--format", "markdown", "--plot", "curves.png")
+    assert compared.returncode == 0, compared.stderr
+    assert compared.stdout.count("| default-") == 2 and (isolated / "curves.png").is_file()
+    assert_user_error(trainlab("compare", "runs", "--sort", "accuracy"), 2, "accuracy")
+
+
+def test_bad_layer_list_exits_2_naming_the_layer_and_shapes():
+    result = trainlab("run", "model.name=sequential", "model.layers=[conv 8 3, relu, linear 16]")
+    assert_user_error(result, 2, "layer 3", "linear 16")

@@ -9,6 +9,7 @@ from PIL import Image
 
 from tests.conftest import TINY
 from trainlab.config import load_config
+from trainlab.errors import UsageError
 from trainlab.engine.callbacks import Checkpointer
 from trainlab.evaluation.metrics import read_predictions
 from trainlab.experiment import evaluate_run, run_experiment
@@ -31,7 +32,7 @@ def test_run_folder_holds_every_file_and_each_parses():
     rows = list(csv.DictReader((folder / "metrics.csv").open()))
     assert [r["epoch"] for r in rows] == ["1", "2"]
     assert list(rows[0]) == ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds", "samples_per_s"]
-    for name in ("curves.png", "confusion_matrix.png"):
+    for name in ("curves.png", "confusion_matrix.png", "samples.png"):
         assert Image.open(folder / name).size[0] > 300
     confusion = list(csv.reader((folder / "confusion_matrix.csv").open()))
     assert confusion[0][1:] == [str(d) for d in range(10)]
@@ -71,7 +72,8 @@ def interrupt_after_epoch(monkeypatch, stop_at):
 
 
 def test_resumed_run_ends_with_the_same_weights_as_an_uninterrupted_one(monkeypatch):
-    overrides = ("epochs=3", "precision=fp32", "scheduler.name=cosine", "seed=3")
+    overrides = ("epochs=3", "precision=fp32", "scheduler.name=cosine", "seed=3", "augment.flip_p=0.5",
+                 "augment.crop_padding=1", "model.dropout=0.2")
     whole = run(*overrides)
     with monkeypatch.context() as m:
         interrupt_after_epoch(m, stop_at=2)
@@ -95,3 +97,23 @@ def test_eval_reproduces_the_test_accuracy_of_the_run():
     folder = run("epochs=1")
     recorded = json.loads((folder / "run.json").read_text())["test_acc"]
     assert evaluate_run(folder, "best").accuracy == pytest.approx(recorded)
+
+
+def test_early_stopping_ends_the_run_and_is_recorded():
+    folder = run("epochs=30", "optimizer.lr=0.05", "early_stopping.enabled=true", "early_stopping.patience=1",
+                 "early_stopping.min_delta=10")  # nothing improves by 10: stop after the second epoch
+    record = json.loads((folder / "run.json").read_text())
+    assert record["status"] == "finished" and record["epochs_completed"] == 2 and record["early_stopped_at"] == 2
+
+
+def test_finished_run_cannot_be_resumed():
+    folder = run("epochs=1")
+    config, source = load_config(str(folder / "config.yaml"))
+    with pytest.raises(UsageError, match="has already finished"):
+        run_experiment(config, source, resume=folder)
+
+
+def test_init_scheme_and_penalties_reach_the_training():
+    folder = run("epochs=1", "init=xavier_normal", "regularization.l1=0.001", "regularization.clip_grad_norm=1.0",
+                 "scheduler.name=linear", "loss.name=bce")
+    assert json.loads((folder / "run.json").read_text())["status"] == "finished"
