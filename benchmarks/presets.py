@@ -1,0 +1,64 @@
+"""Presets on real data: test accuracy (mean ± std over seeds) and wall time of `trainlab run PRESET`.
+
+    TRAINLAB_DATA=<data folder> python -m benchmarks.presets workshop/task1 mnist/mlp --seeds 0 1 2
+
+Each (preset, seed) is one full `trainlab run` in a fresh process, as a user runs it; the
+image caches are built first, so wall time is training + testing + the run folder.
+Figures go to benchmarks/results/preset-<preset>.json, one file per preset.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from benchmarks.common import save, table, timed
+from trainlab.config import load_config
+from trainlab.data import DATASETS
+
+
+def run_preset(preset: str, seeds: list[int], overrides: list[str]) -> dict:
+    config, _ = load_config(preset, overrides)
+    DATASETS.build(config.data.name, **config.data.args)  # decode and cache outside the timed runs
+    out = Path(tempfile.mkdtemp())
+    rows = []
+    for seed in seeds:
+        command = [sys.executable, "-m", "trainlab", "run", preset, f"seed={seed}", f"output_dir={out}", "progress=false",
+                   *overrides]
+        seconds, result = timed(subprocess.run, command, capture_output=True, text=True)
+        if result.returncode != 0:
+            sys.exit(f"{preset} seed {seed} failed:\n{result.stderr}")
+        folder = max(out.iterdir(), key=lambda p: p.stat().st_mtime)
+        record = json.loads((folder / "run.json").read_text())
+        rows.append({"preset": preset, "seed": seed, "wall s": seconds, "train s": record["train_seconds"],
+                     "epochs": record["epochs_completed"], "test acc": record["test_acc"],
+                     "macro F1": record["test_macro_f1"], "best epoch": record["best_epoch"]})
+        print(f"{preset} seed {seed}: test accuracy {record['test_acc']:.4f} in {seconds:.0f} s", flush=True)
+    accs = [r["test acc"] for r in rows]
+    summary = {"preset": preset, "overrides": overrides, "seeds": seeds, "test_acc_mean": statistics.mean(accs),
+               "test_acc_std": statistics.pstdev(accs), "wall_s_mean": statistics.mean(r["wall s"] for r in rows),
+               "wall_s_max": max(r["wall s"] for r in rows), "rows": rows}
+    save(f"preset-{preset.replace('/', '-')}", summary)
+    return summary
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("presets", nargs="*", default=["workshop/task1"])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--set", dest="overrides", nargs="*", default=[], help="key=value overrides for every preset")
+    args = parser.parse_args()
+    summaries = [run_preset(preset, args.seeds, args.overrides) for preset in args.presets]
+    print(table([row for s in summaries for row in s["rows"]]))
+    for s in summaries:
+        print(f"{s['preset']}: test accuracy {100 * s['test_acc_mean']:.2f} ± {100 * s['test_acc_std']:.2f} % over "
+              f"{len(s['seeds'])} seed(s); {s['wall_s_mean']:.0f} s per run (slowest {s['wall_s_max']:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()
