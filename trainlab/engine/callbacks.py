@@ -20,6 +20,15 @@ from trainlab.utils.io import atomic_open
 METRIC_COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds", "samples_per_s"]
 
 
+def improves(value: float, best: float | None, *, maximize: bool, min_delta: float = 0.0) -> bool:
+    """Whether a monitored metric beats the best so far by more than min_delta (accuracies up, losses down)."""
+    if math.isnan(value):
+        return False
+    if best is None:
+        return True
+    return value > best + min_delta if maximize else value < best - min_delta
+
+
 class NonFiniteLossError(TrainlabError):
     pass
 
@@ -85,11 +94,7 @@ class Checkpointer(Callback):
         self.best_epoch: int | None = None
 
     def improved(self, value: float) -> bool:
-        if math.isnan(value):
-            return False
-        if self.best is None:
-            return True
-        return value > self.best if self.key.endswith("acc") else value < self.best
+        return improves(value, self.best, maximize=self.key.endswith("acc"))
 
     def on_epoch_end(self, trainer: Trainer) -> None:
         value = trainer.history[-1][self.key]

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import copy
-import math
 from typing import Any
 
 import torch
 from torch import nn
 
+from trainlab.engine.callbacks import improves
 from trainlab.engine.loop import Callback, Trainer
 
 
@@ -64,16 +64,9 @@ class EarlyStopping(Callback):
         self.waited = 0
         self.stopped_epoch: int | None = None
 
-    def improved(self, value: float) -> bool:
-        if math.isnan(value):
-            return False
-        if self.best is None:
-            return True
-        return value > self.best + self.min_delta if self.maximize else value < self.best - self.min_delta
-
     def on_epoch_end(self, trainer: Trainer) -> None:
         value = trainer.history[-1][self.key]
-        if self.improved(value):
+        if improves(value, self.best, maximize=self.maximize, min_delta=self.min_delta):
             self.best, self.best_epoch, self.waited = value, trainer.epoch, 0
             if self.restore:
                 self.best_weights = {k: v.detach().to("cpu", copy=True) for k, v in trainer.model.state_dict().items()}
