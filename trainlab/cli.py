@@ -117,7 +117,7 @@ def evaluate(
 
     if checkpoint not in ("best", "last"):
         raise UsageError(f"--checkpoint: expected best or last, got '{checkpoint}'")
-    results = evaluate_run(run_dir, checkpoint, console)
+    results = evaluate_run(run_dir, checkpoint)
     console.print(results.report_text(), highlight=False, soft_wrap=True)
     console.print(f"test accuracy {results.accuracy:.4f} ({checkpoint} checkpoint of {run_dir})", highlight=False, soft_wrap=True)
 

@@ -177,7 +177,9 @@ def run_experiment(
     try:
         trainer.fit()
         seconds = time.perf_counter() - started
-        results = evaluate_test_set(trainer, data, folder, config.test_checkpoint)
+        if config.test_checkpoint == "best" and (folder.checkpoints / "best.pt").is_file():
+            trainer.model.load_state_dict(load_checkpoint(folder.checkpoints / "best.pt")["model"])
+        results = evaluate_test_set(trainer, data, folder)
         figure = confusion_matrix_figure(results.confusion(), results.classes)
         tensorboard.add_image("test/confusion_matrix", figure_to_array(figure), trainer.global_step)
         report = results.report_dict()
@@ -215,10 +217,8 @@ def write_sample_grid(data: DataBundle, path: Path, count: int = 64) -> None:
     save_figure(sample_grid_figure(images.cpu(), labels.tolist(), data.classes), path)
 
 
-def evaluate_test_set(trainer: Trainer, data: DataBundle, folder: RunFolder, checkpoint: str) -> TestResults:
-    """Evaluate the `checkpoint` ("best" or "last") weights on the test set and write the test files."""
-    if checkpoint == "best" and (folder.checkpoints / "best.pt").is_file():
-        trainer.model.load_state_dict(load_checkpoint(folder.checkpoints / "best.pt")["model"])
+def evaluate_test_set(trainer: Trainer, data: DataBundle, folder: RunFolder) -> TestResults:
+    """Evaluate the model's current weights on the test set and write the test files."""
     logits, targets, _ = trainer.predict(data.test)
     probabilities = logits.softmax(1)
     confidence, predicted = probabilities.max(1)
@@ -227,20 +227,18 @@ def evaluate_test_set(trainer: Trainer, data: DataBundle, folder: RunFolder, che
     return results
 
 
-def evaluate_run(run_dir: Path, checkpoint: str = "best", console: Console | None = None) -> TestResults:
+def evaluate_run(run_dir: Path, checkpoint: str = "best") -> TestResults:
     """`trainlab eval`: rebuild a run's data and model, load a checkpoint, test it, rewrite the test files."""
-    console = console or Console()
     folder = RunFolder.open(run_dir)
     config, _ = load_config(str(folder.path / "config.yaml"))
     state = load_checkpoint(folder.checkpoints / f"{checkpoint}.pt")
-    config.progress = False
     experiment = build_experiment(config)
     experiment.model.load_state_dict(state["model"])
     trainer = Trainer(
         experiment.model, experiment.optimizer, experiment.loss_fn, experiment.data.train, None,
         epochs=config.epochs, placement=experiment.placement,
     )  # fmt: skip
-    results = evaluate_test_set(trainer, experiment.data, folder, "last")  # weights already loaded above
+    results = evaluate_test_set(trainer, experiment.data, folder)
     folder.update_run(tested_checkpoint=checkpoint, test_acc=results.accuracy,
                       test_macro_f1=results.report_dict()["macro avg"]["f1-score"])  # fmt: skip
     write_html_report(folder.path)

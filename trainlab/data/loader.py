@@ -110,8 +110,8 @@ def prepare_data(
     augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
 ) -> DataBundle:  # fmt: skip
     train_idx, val_idx = split_indices(np.asarray(dataset.train.labels), val_size, split_seed)
-    train = ImageArrays(np.ascontiguousarray(dataset.train.images[train_idx]), dataset.train.labels[train_idx])
-    val = ImageArrays(np.ascontiguousarray(dataset.train.images[val_idx]), dataset.train.labels[val_idx])
+    train = ImageArrays(dataset.train.images[train_idx], dataset.train.labels[train_idx])  # fancy indexing copies
+    val = ImageArrays(dataset.train.images[val_idx], dataset.train.labels[val_idx])
     mean, std = channel_stats(train.images)
 
     def loader(arrays: ImageArrays, size: int, shuffle: bool, augment=None) -> ArrayLoader:

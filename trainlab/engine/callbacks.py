@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import math
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from trainlab.engine.checkpoint import save_checkpoint
 from trainlab.engine.loop import Callback, Trainer
 from trainlab.errors import TrainlabError
-from trainlab.utils.io import atomic_open
+from trainlab.utils.io import atomic_open, atomic_path
 
 METRIC_COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds", "samples_per_s"]
 
@@ -103,7 +104,8 @@ class Checkpointer(Callback):
             self.best, self.best_epoch = value, trainer.epoch
         save_checkpoint(self.folder / "last.pt", trainer, self.config)  # records the updated best above
         if is_best:
-            save_checkpoint(self.folder / "best.pt", trainer, self.config)
+            with atomic_path(self.folder / "best.pt") as tmp:
+                shutil.copyfile(self.folder / "last.pt", tmp)  # the same state: copy it, don't serialise it again
 
     def state_dict(self) -> dict[str, Any]:
         return {"best": self.best, "best_epoch": self.best_epoch}

@@ -17,6 +17,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from trainlab.utils.records import to_float
 from trainlab.utils.io import atomic_path
 
 DPI = 110
@@ -30,13 +31,13 @@ def curves_figure(history: Sequence[Mapping[str, Any]]) -> Figure:
 
     Values may be numbers, numeric strings, None, "" or NaN; a series with no value is not drawn.
     """
-    epochs = [_to_float(row.get("epoch", i + 1)) for i, row in enumerate(history)]
+    epochs = [to_float(row.get("epoch", i + 1)) for i, row in enumerate(history)]
     marker = "o" if len(history) <= _MARKERS_UP_TO else None
     fig = _new_figure(figsize=(10, 4))
     loss_ax, acc_ax = fig.subplots(1, 2)
     for ax, metric, title in ((loss_ax, "loss", "loss"), (acc_ax, "acc", "accuracy")):
         for split, color, label in (("train", _TRAIN_COLOR, "train"), ("val", _VAL_COLOR, "validation")):
-            values = [_to_float(row.get(f"{split}_{metric}")) for row in history]
+            values = [to_float(row.get(f"{split}_{metric}")) for row in history]
             if any(not math.isnan(v) for v in values):
                 ax.plot(epochs, values, marker=marker, color=color, label=label)
         ax.set_title(title)
@@ -108,12 +109,3 @@ def _matrix_panel(
 def _row_normalize(counts: np.ndarray) -> np.ndarray:
     rows = counts.sum(axis=1, keepdims=True)
     return np.divide(counts, rows, out=np.zeros(counts.shape, dtype=float), where=rows > 0)
-
-
-def _to_float(value: Any) -> float:
-    if value is None or value == "":
-        return math.nan
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return math.nan

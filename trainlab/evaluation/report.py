@@ -19,6 +19,7 @@ import jinja2
 
 from trainlab.errors import DataError
 from trainlab.utils.io import write_text
+from trainlab.utils.records import flatten, to_float
 
 REPORT_HTML = "report.html"
 _TEMPLATE = "report.html.j2"
@@ -66,8 +67,8 @@ def _headline(run: dict, report: dict | None, epochs: list[dict[str, str]]) -> l
     """
     test_acc = report.get("accuracy") if report else run.get("test_acc")
     macro_f1 = report.get("macro avg", {}).get("f1-score") if report else run.get("test_macro_f1")
-    val_accs = [v for v in (_to_float(row.get("val_acc")) for row in epochs) if not math.isnan(v)]
-    seconds = [v for v in (_to_float(row.get("seconds")) for row in epochs) if not math.isnan(v)]
+    val_accs = [v for v in (to_float(row.get("val_acc")) for row in epochs) if not math.isnan(v)]
+    seconds = [v for v in (to_float(row.get("seconds")) for row in epochs) if not math.isnan(v)]
     train_seconds = run.get("train_seconds") or (sum(seconds) if seconds else None)
     figures = [
         ("test accuracy", _percent(test_acc)),
@@ -81,7 +82,7 @@ def _headline(run: dict, report: dict | None, epochs: list[dict[str, str]]) -> l
 
 def _epoch_table(rows: list[dict[str, str]]) -> dict[str, Any]:
     columns = list(rows[0])
-    val_accs = [_to_float(row.get("val_acc")) for row in rows]
+    val_accs = [to_float(row.get("val_acc")) for row in rows]
     best = max(range(len(rows)), key=lambda i: val_accs[i] if not math.isnan(val_accs[i]) else -math.inf)
     return {
         "columns": columns,
@@ -104,32 +105,27 @@ def _class_table(report: dict[str, Any]) -> dict[str, list[list[str]]]:
 
 
 def _format_cell(column: str, value: str | None) -> str:
-    number = _to_float(value)
+    number = to_float(value)
     if math.isnan(number):
         return value or "–"
     return _COLUMN_FORMATS.get(column, "{:.4f}").format(number)
 
 
-def _flatten(data: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
+def _flatten(data: dict[str, Any]) -> list[tuple[str, str]]:
     """Nested JSON as (dotted.key, text) rows for a two-column table."""
-    rows: list[tuple[str, str]] = []
-    for key, value in data.items():
-        if isinstance(value, dict):
-            rows += _flatten(value, f"{prefix}{key}.")
-        elif isinstance(value, list):
-            rows.append((f"{prefix}{key}", ", ".join(map(str, value))))
-        else:
-            rows.append((f"{prefix}{key}", "–" if value is None else str(value)))
-    return rows
+    def text(value: Any) -> str:
+        return "–" if value is None else ", ".join(map(str, value)) if isinstance(value, list) else str(value)
+
+    return [(key, text(value)) for key, value in flatten(data).items()]
 
 
 def _percent(value: Any) -> str | None:
-    number = _to_float(value)
+    number = to_float(value)
     return None if math.isnan(number) else f"{100 * number:.2f}%"
 
 
 def _duration(seconds: Any) -> str | None:
-    number = _to_float(seconds)
+    number = to_float(seconds)
     if math.isnan(number):
         return None
     minutes, secs = divmod(number, 60)
@@ -142,15 +138,8 @@ def _duration(seconds: Any) -> str | None:
 
 
 def _support(value: Any) -> str:
-    number = _to_float(value)
+    number = to_float(value)
     return str(value) if math.isnan(number) else f"{number:.0f}"
-
-
-def _to_float(value: Any) -> float:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return math.nan
 
 
 def _date(value: Any) -> str | None:

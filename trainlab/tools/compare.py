@@ -31,6 +31,7 @@ from matplotlib.ticker import MaxNLocator
 from trainlab.errors import UsageError
 from trainlab.registry import did_you_mean
 from trainlab.run_folder import RunFolder
+from trainlab.utils.records import flatten
 
 IGNORED_FIELDS = ("name", "output_dir", "progress")  # differ between runs without changing the result
 SEED_FIELD = "seed"
@@ -129,16 +130,6 @@ def find_runs(paths: Sequence[str]) -> list[Path]:
     return sorted(found.values())
 
 
-def _flatten(mapping: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in mapping.items():
-        if isinstance(value, dict):
-            flat |= _flatten(value, f"{prefix}{key}.")
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
-
-
 def _number(value: Any) -> float | None:
     """`value` as a finite float, or None for None, "", NaN and anything unparseable."""
     if value is None or value == "" or isinstance(value, bool):
@@ -163,7 +154,7 @@ def _read_config(path: Path) -> dict[str, Any]:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError, UnicodeDecodeError):
         return {}
-    return _flatten(raw) if isinstance(raw, dict) else {}
+    return flatten(raw) if isinstance(raw, dict) else {}
 
 
 def load_run(path: str | Path) -> RunSummary:
