@@ -39,9 +39,10 @@ def run_preset(preset: str, seeds: list[int], overrides: list[str]) -> dict:
                      "epochs": record["epochs_completed"], "test acc": record["test_acc"],
                      "macro F1": record["test_macro_f1"], "best epoch": record["best_epoch"]})
         print(f"{preset} seed {seed}: test accuracy {record['test_acc']:.4f} in {seconds:.0f} s", flush=True)
-    accs = [r["test acc"] for r in rows]
+    accs, f1s = [r["test acc"] for r in rows], [r["macro F1"] for r in rows]
     summary = {"preset": preset, "overrides": overrides, "seeds": seeds, "test_acc_mean": statistics.mean(accs),
-               "test_acc_std": statistics.pstdev(accs), "wall_s_mean": statistics.mean(r["wall s"] for r in rows),
+               "test_acc_std": statistics.pstdev(accs), "test_macro_f1_mean": statistics.mean(f1s),
+               "test_macro_f1_std": statistics.pstdev(f1s), "wall_s_mean": statistics.mean(r["wall s"] for r in rows),
                "wall_s_max": max(r["wall s"] for r in rows), "rows": rows}
     save(f"preset-{preset.replace('/', '-')}", summary)
     return summary
@@ -56,8 +57,9 @@ def main() -> None:
     summaries = [run_preset(preset, args.seeds, args.overrides) for preset in args.presets]
     print(table([row for s in summaries for row in s["rows"]]))
     for s in summaries:
-        print(f"{s['preset']}: test accuracy {100 * s['test_acc_mean']:.2f} ± {100 * s['test_acc_std']:.2f} % over "
-              f"{len(s['seeds'])} seed(s); {s['wall_s_mean']:.0f} s per run (slowest {s['wall_s_max']:.0f} s)")
+        print(f"{s['preset']}: test accuracy {100 * s['test_acc_mean']:.2f} ± {100 * s['test_acc_std']:.2f} %, macro F1 "
+              f"{s['test_macro_f1_mean']:.4f} ± {s['test_macro_f1_std']:.4f} over {len(s['seeds'])} seed(s); "
+              f"{s['wall_s_mean']:.0f} s per run (slowest {s['wall_s_max']:.0f} s)")
 
 
 if __name__ == "__main__":

@@ -42,8 +42,14 @@ def test_run_folder_holds_every_file_and_each_parses():
     for name in ("last.pt", "best.pt"):
         assert torch.load(folder / "checkpoints" / name, weights_only=True)["trainer"]["epoch"] >= 1
     assert list((folder / "tb").glob("events.out.tfevents.*"))
+    assert record["data_shape"] == [1, 8, 8] and record["num_classes"] == 10
+    summary = (folder / "summary.txt").read_text()
+    assert summary.startswith('Model: "workshop_cnn", input (None, 1, 8, 8)')
+    # convs 1*4*9+4, 4*4*9+4, 4*8*9+8, 8*8*9+8; FC (8*2*2)*16+16, 16*16+16, 16*10+10
+    assert "Total params: 2,038 " in summary and "0 (Conv2d)     (None, 4, 8, 8)" in summary
     html = (folder / "report.html").read_text()
     assert "data:image/png;base64," in html and "workshop_cnn" in html
+    assert "<details>" in html and "0 (Conv2d)     (None, 4, 8, 8)" in html
     assert not list(folder.rglob("*.tmp")), "no temporary file is left behind"
 
 

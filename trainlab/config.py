@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from trainlab.errors import ConfigError
 from trainlab.registry import Registry, arguments_schema, configurable_arguments, did_you_mean
+from trainlab.tools.sweep.schema import SweepConfig
 
 
 class Section(BaseModel):
@@ -112,6 +113,7 @@ class ExperimentConfig(Section):
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
     loss: LossConfig = Field(default_factory=LossConfig)
+    sweep: SweepConfig | None = Field(None, description="hyperparameter search for `trainlab sweep`; `trainlab run` ignores it")
 
     @pydantic.field_validator("init")
     @classmethod
@@ -123,7 +125,7 @@ class ExperimentConfig(Section):
         return value
 
     def to_dict(self) -> dict[str, Any]:
-        return self.model_dump(mode="json")
+        return self.model_dump(mode="json", exclude={"sweep"} if self.sweep is None else None)
 
     def to_yaml(self) -> str:
         return yaml.dump(self.to_dict(), Dumper=_ConfigDumper, sort_keys=False)
@@ -275,6 +277,14 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> tuple[dict[str
 
 def load_config(spec: str | None = None, overrides: list[str] | None = None) -> tuple[ExperimentConfig, ConfigSource]:
     """Read, override and validate a config. Every problem is a ConfigError naming file, line and field."""
+    raw, source, origin = load_raw_config(spec, overrides)
+    return validate_config(raw, source, origin), source
+
+
+def load_raw_config(
+    spec: str | None = None, overrides: list[str] | None = None
+) -> tuple[dict[str, Any], ConfigSource, dict[tuple[str, ...], str]]:
+    """The config as written, overrides applied, not yet validated; with its source and each override's text."""
     source = resolve_source(spec)
     raw: Any = yaml.safe_load(source.text) if source.text else {}
     if raw is None:
@@ -282,7 +292,7 @@ def load_config(spec: str | None = None, overrides: list[str] | None = None) -> 
     if not isinstance(raw, dict):
         raise ConfigError(f"{source.path}: expected a mapping of config fields at the top level, got {type(raw).__name__}")
     raw, origin = apply_overrides(raw, overrides or [])
-    return validate_config(raw, source, origin), source
+    return raw, source, origin
 
 
 def validate_config(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +22,7 @@ from trainlab.config import ConfigSource, ExperimentConfig, load_config
 from trainlab.data import DATASETS
 from trainlab.data.augment import build_augment
 from trainlab.data.loader import DataBundle, prepare_data
+from trainlab.data.text import TextData, TextDataset, describe, prepare_text_data
 from trainlab.engine.callbacks import (
     Checkpointer,
     LRSchedule,
@@ -41,10 +42,11 @@ from trainlab.evaluation.grid import sample_grid_figure
 from trainlab.evaluation.metrics import TestResults, write_test_results
 from trainlab.evaluation.plots import confusion_matrix_figure, curves_figure, figure_to_array, save_figure
 from trainlab.evaluation.report import write_html_report
-from trainlab.models import build_model
+from trainlab.models import MODELS, build_model
 from trainlab.models.init import initialize
 from trainlab.run_folder import RunFolder, environment
-from trainlab.utils.io import write_json
+from trainlab.tools.summary import summarize
+from trainlab.utils.io import write_json, write_text
 
 
 def seed_everything(seed: int) -> None:
@@ -64,9 +66,17 @@ class Experiment:
     loss_fn: nn.Module
 
 
-def load_data(config: ExperimentConfig, placement: Placement | None = None) -> DataBundle:
+def load_data(config: ExperimentConfig, placement: Placement | None = None) -> DataBundle | TextData:
     placement = placement or resolve_placement(config.device, config.precision, config.channels_last)
     dataset = DATASETS.build(config.data.name, **config.data.args)
+    if isinstance(dataset, TextDataset):
+        if build_augment(**config.augment) is not None:
+            raise ConfigError(f"augment.* transforms images; dataset '{config.data.name}' is text")
+        return prepare_text_data(
+            dataset, batch_size=config.data.batch_size, eval_batch_size=config.data.eval_batch_size,
+            val_size=config.data.val_size, split_seed=config.seed if config.data.split_seed is None else config.data.split_seed,
+            seed=config.seed, device=placement.device,
+        )  # fmt: skip
     return prepare_data(
         dataset, batch_size=config.data.batch_size, eval_batch_size=config.data.eval_batch_size,
         val_size=config.data.val_size, split_seed=config.seed if config.data.split_seed is None else config.data.split_seed,
@@ -79,15 +89,10 @@ def build_experiment(config: ExperimentConfig) -> Experiment:
     placement = resolve_placement(config.device, config.precision, config.channels_last)
     data = load_data(config, placement)
     seed_everything(config.seed)  # the initial weights depend on the seed alone, not on the data code
-    channels, height, width = data.image_shape
-    try:
-        model = build_model(
-            config.model.name, in_channels=channels, num_classes=len(data.classes), image_size=(height, width),
-            **config.model.args,
-        )  # fmt: skip
-    except ValueError as e:
-        raise ConfigError(f"model '{config.model.name}': {e}") from None
-    initialize(model, config.init)
+    if isinstance(data, TextData):
+        model = build_text_model(config, data)
+    else:
+        model = build_configured_model(config, data.image_shape, len(data.classes))
     memory_format = torch.channels_last if placement.channels_last else torch.preserve_format
     model = model.to(placement.device, memory_format=memory_format)
     with _as_config_error("optimizer", config.optimizer.name):
@@ -98,6 +103,39 @@ def build_experiment(config: ExperimentConfig) -> Experiment:
         )
     loss_fn = LOSSES.build(config.loss.name, **config.loss.args)
     return Experiment(config, placement, data, model, optimizer, scheduler, loss_fn)
+
+
+def build_configured_model(config: ExperimentConfig, image_shape: tuple[int, int, int], num_classes: int) -> nn.Module:
+    """The config's model for images of `image_shape` (C, H, W), initialised as the config says."""
+    channels, height, width = image_shape
+    _check_model_reads(config, "images")
+    with _as_config_error("model", config.model.name):
+        model = build_model(
+            config.model.name, in_channels=channels, num_classes=num_classes, image_size=(height, width), **config.model.args
+        )
+    return initialize(model, config.init)
+
+
+def build_text_model(config: ExperimentConfig, data: TextData) -> nn.Module:
+    """The config's text model, given the inputs its builder names (vocabulary, num_classes, corpus), initialised."""
+    _check_model_reads(config, "text")
+    with _as_config_error("model", config.model.name):
+        inputs = {name: data.model_inputs[name] for name in MODELS.injected(config.model.name)}
+        model = MODELS.build(config.model.name, **inputs, **config.model.args)
+    return initialize(model, config.init)
+
+
+def _check_model_reads(config: ExperimentConfig, kind: str) -> None:
+    """A text model on images, or an image model on text, is a config mistake: name the models that fit."""
+    def reads(name: str) -> str:
+        return "text" if "vocabulary" in MODELS.injected(name) else "images"
+
+    if reads(config.model.name) != kind:
+        fitting = ", ".join(name for name in MODELS.names() if reads(name) == kind)
+        raise ConfigError(
+            f"model '{config.model.name}' reads {reads(config.model.name)}, but dataset '{config.data.name}' "
+            f"gives {kind}; models for {kind}: {fitting}"
+        )
 
 
 @contextlib.contextmanager
@@ -130,9 +168,12 @@ def build_callbacks(config: ExperimentConfig, experiment: Experiment, folder: Ru
 
 
 def run_experiment(
-    config: ExperimentConfig, source: ConfigSource, *, console: Console | None = None, resume: Path | None = None
+    config: ExperimentConfig, source: ConfigSource, *, console: Console | None = None, resume: Path | None = None,
+    init_from: Path | None = None, extra_callbacks: Sequence[Callback] = (),
 ) -> RunFolder:
-    """Train, test and report; returns the run folder. `resume` continues an existing run folder."""
+    """Train, test and report; returns the run folder. `resume` continues an existing run folder;
+    `init_from` starts a new one from another run's checkpoint (weights, optimizer, schedule, epoch, RNG);
+    `extra_callbacks` fire after the run's own."""
     console = console or Console()
     seed_everything(config.seed)
     if resume is not None:
@@ -141,23 +182,30 @@ def run_experiment(
         if state["trainer"]["epoch"] >= config.epochs or folder.read_run().get("status") == "finished":
             raise UsageError(f"{folder.path} has already finished; `trainlab eval {folder.path}` tests it again")
     else:
-        state = None
+        state = load_checkpoint(init_from) if init_from is not None else None
     experiment = build_experiment(config)
     if resume is None:
         folder = RunFolder.create(Path(config.output_dir), config.name or source.run_name)
         folder.write_config(config.to_yaml())
     env = environment(config.seed, experiment.placement)
     write_json(folder.path / "env.json", env)
-    write_sample_grid(experiment.data, folder.path / "samples.png")
     data = experiment.data
+    text = isinstance(data, TextData)
+    if not text:
+        write_sample_grid(data, folder.path / "samples.png")
+    summary = summarize(experiment.model, data.example() if text else data.image_shape, name=config.model.name)
+    write_text(folder.path / "summary.txt", summary.text())
     console.print(
         f"{folder.path}  {config.model.name} on {data.source}: {data.sizes['train']:,} train / "
         f"{data.sizes['val']:,} val / {data.sizes['test']:,} test  ({env['device']}, {env['precision']}"
         f"{', channels-last' if env['channels_last'] else ''})",
         highlight=False, soft_wrap=True,
     )
+    if text:
+        for line in write_text_data(data, experiment.model, folder.path):
+            console.print(line, highlight=False, soft_wrap=True, markup=False)
 
-    callbacks = build_callbacks(config, experiment, folder, console)
+    callbacks = [*build_callbacks(config, experiment, folder, console), *extra_callbacks]
     tensorboard = next(cb for cb in callbacks if isinstance(cb, TensorBoardLogger))
     checkpointer = next(cb for cb in callbacks if isinstance(cb, Checkpointer))
     stopper = next((cb for cb in callbacks if isinstance(cb, EarlyStopping)), None)
@@ -167,12 +215,15 @@ def run_experiment(
     )  # fmt: skip
     if state is not None:
         restore(trainer, state)
-        console.print(f"resuming after epoch {trainer.epoch} of {config.epochs}", highlight=False, soft_wrap=True)
+        start = "resuming" if resume is not None else f"starting from {init_from}"
+        console.print(f"{start} after epoch {trainer.epoch} of {config.epochs}", highlight=False, soft_wrap=True)
     started = time.perf_counter()
     seconds_before = folder.read_run().get("train_seconds", 0.0) if state else 0.0
     folder.update_run(
         status="running", name=folder.path.name, config_source=source.label, data_source=data.source,
-        data_sizes=data.sizes, started=env["started"], epochs=config.epochs, **({"resumed_at_epoch": trainer.epoch} if state else {}),
+        data_sizes=data.sizes, data_shape=None if text else list(data.image_shape), num_classes=len(data.classes),
+        started=env["started"], epochs=config.epochs, **({"resumed_at_epoch": trainer.epoch} if resume else {}),
+        **({"init_from": str(init_from), "started_at_epoch": trainer.epoch} if init_from else {}),
     )  # fmt: skip
     try:
         trainer.fit()
@@ -211,6 +262,16 @@ def run_experiment(
     return folder
 
 
+def write_text_data(data: TextData, model: nn.Module, folder: Path) -> list[str]:
+    """data.json (class counts, unknown-token shares, text lengths, coverage of pretrained vectors) and
+    vocab.txt; returns the lines to print."""
+    coverage = getattr(model, "vectors_coverage", None)
+    record = {"source": data.source, "classes": data.classes, **data.stats, "vectors": coverage and coverage.to_dict()}
+    write_json(folder / "data.json", record)
+    data.vocabulary.save(folder / "vocab.txt")
+    return describe(data) + ([f"vectors: {coverage}"] if coverage else [])
+
+
 def write_sample_grid(data: DataBundle, path: Path, count: int = 64) -> None:
     """A picture of the first training batch as the model sees it (augmented), with class names."""
     images, labels = data.train.preview(count)
@@ -220,6 +281,10 @@ def write_sample_grid(data: DataBundle, path: Path, count: int = 64) -> None:
 def evaluate_test_set(trainer: Trainer, data: DataBundle, folder: RunFolder) -> TestResults:
     """Evaluate the model's current weights on the test set and write the test files."""
     logits, targets, _ = trainer.predict(data.test)
+    order = getattr(data.test, "order", None)  # texts come sorted by length: put them back in the file's order
+    if order is not None:
+        back = order.argsort().to(logits.device)  # (N,): the loader position of each text of the file
+        logits, targets = logits[back], targets[back]
     probabilities = logits.softmax(1)
     confidence, predicted = probabilities.max(1)
     results = TestResults(targets.cpu().numpy(), predicted.cpu().numpy(), confidence.cpu().numpy(), data.classes)

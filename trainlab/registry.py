@@ -95,6 +95,11 @@ class Registry:
         """The arguments a config may set for `name`: the builder's keyword arguments minus injected ones."""
         return configurable_arguments(self.get(name), self._injected[name])
 
+    def injected(self, name: str) -> tuple[str, ...]:
+        """The arguments of `name` that trainlab supplies (the data's shape, the parameters)."""
+        self.get(name)
+        return self._injected[name]
+
     def schema(self, name: str) -> type[pydantic.BaseModel]:
         """A pydantic model of the arguments of `name` (extra keys forbidden)."""
         return arguments_schema(self.get(name), self._injected[name])

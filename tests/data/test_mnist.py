@@ -8,6 +8,7 @@ import pytest
 
 from trainlab.data import DATASETS
 from trainlab.data import mnist as mnist_module
+from trainlab.data.base import FIXED_SHAPES
 from trainlab.data.mnist import mnist, read_idx
 from trainlab.errors import DataError, UsageError
 
@@ -132,6 +133,7 @@ def test_mnist_reads_a_mix_of_plain_and_gzip_files_from_the_data_root(tmp_path, 
     assert dataset.test.labels.tolist() == [3, 4, 5, 6]
     assert dataset.classes == [str(d) for d in range(10)]
     assert dataset.image_shape == (1, 28, 28)
+    assert FIXED_SHAPES["mnist"] == (dataset.image_shape, len(dataset.classes))  # what `trainlab summary` assumes
     written = read_idx(tmp_path / "data" / "mnist" / "train-images-idx3-ubyte.gz")
     np.testing.assert_array_equal(dataset.train.images[..., 0], written)
 

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from trainlab.data import vision
-from trainlab.data.base import DATASETS
+from trainlab.data.base import DATASETS, FIXED_SHAPES, dataset_shape
 from trainlab.data.vision import load_image_folder, read_image_folder
 from trainlab.errors import DataError, UsageError
 
@@ -311,6 +311,14 @@ def test_digits_is_1797_greyscale_8x8_images_in_ten_classes():
     assert dataset.train.images.max() == 255 and dataset.train.labels.dtype == np.int64
     assert dataset.classes == [str(d) for d in range(10)]
     assert dataset.source == "scikit-learn digits (embedded)"
+
+
+def test_fixed_shapes_are_the_shapes_the_builders_give(tmp_path):
+    fake_cifar_batches(tmp_path / "data" / "cifar10" / "cifar-10-batches-py")
+    for name in ("digits", "cifar10"):
+        dataset = DATASETS.build(name)
+        assert FIXED_SHAPES[name] == (dataset.image_shape, len(dataset.classes)), name
+    assert dataset_shape("digits", {}) == ((1, 8, 8), 10)
 
 
 def test_digits_test_split_is_a_fixed_stratified_fifth():

@@ -3,14 +3,21 @@ import pytest
 import torch
 
 from trainlab.models import MODELS, build_model
+from trainlab.models.registry import IMAGE_MODEL_INPUTS
 from trainlab.models.vision import PreActBlock
 
 
-@pytest.mark.parametrize("name", MODELS.names())
-def test_every_registered_model_trains_at_a_tiny_size(name):
+# Models that cannot be tiny at their defaults: vgg16 needs 32x32 images, and its 4096-wide classifier
+# would make the test slow.
+TINY_ARGUMENTS = {"vgg16": {"image_size": (32, 32), "hidden": 16}}
+
+
+@pytest.mark.parametrize("name", [n for n in MODELS.names() if MODELS.injected(n) == IMAGE_MODEL_INPUTS])
+def test_every_registered_image_model_trains_at_a_tiny_size(name):
     """Forward gives (B, classes); backward reaches every parameter."""
-    model = build_model(name, in_channels=3, num_classes=5, image_size=(8, 8))
-    logits = model(torch.randn(2, 3, 8, 8))
+    arguments = {"in_channels": 3, "num_classes": 5, "image_size": (8, 8), **TINY_ARGUMENTS.get(name, {})}
+    model = build_model(name, **arguments)
+    logits = model(torch.randn(2, 3, *arguments["image_size"]))
     assert logits.shape == (2, 5)
     logits.sum().backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
@@ -141,3 +148,48 @@ def test_preact_block_with_a_zero_last_conv_passes_its_input_through():
     torch.nn.init.zeros_(block.conv2.weight)
     x = torch.randn(2, 4, 5, 5)
     assert torch.equal(block(x), x)
+
+
+VGG16_BN_FEATURES = [  # torchvision.models.vgg16_bn(): conv, batch norm, ReLU; max-pools at 6, 13, 23, 33, 43
+    0, 1, 3, 4, 7, 8, 10, 11, 14, 15, 17, 18, 20, 21, 24, 25, 27, 28, 30, 31, 34, 35, 37, 38, 40, 41,
+]
+
+
+def test_vgg16_is_torchvisions_layout_and_initialisation():
+    with torch.device("meta"):  # 138M parameters, no memory
+        model = build_model("vgg16", in_channels=3, num_classes=1000, image_size=(224, 224))
+    convs = [m for m in model.features if isinstance(m, torch.nn.Conv2d)]
+    assert [(c.in_channels, c.out_channels) for c in convs] == [
+        (3, 64), (64, 64), (64, 128), (128, 128), (128, 256), (256, 256), (256, 256),
+        (256, 512), (512, 512), (512, 512), (512, 512), (512, 512), (512, 512)]  # fmt: skip
+    assert all(c.kernel_size == (3, 3) and c.padding == (1, 1) for c in convs)
+    assert [i for i, m in enumerate(model.features) if isinstance(m, torch.nn.MaxPool2d)] == [4, 9, 16, 23, 30]
+    assert model.avgpool.output_size == (7, 7)
+    assert kinds(model.classifier) == ["Linear", "ReLU", "Dropout", "Linear", "ReLU", "Dropout", "Linear"]
+    assert [(m.in_features, m.out_features) for m in model.classifier[::3]] == [(25_088, 4_096), (4_096, 4_096), (4_096, 1_000)]
+    conv_params = sum(c.in_channels * c.out_channels * 9 + c.out_channels for c in convs)
+    assert conv_params == 14_714_688
+    assert sum(p.numel() for p in model.parameters()) == conv_params + 25_089 * 4_096 + 4_097 * 4_096 + 4_097 * 1_000 == 138_357_544
+
+    small = build_model("vgg16", in_channels=1, num_classes=3, image_size=(32, 32), hidden=64, dropout=0.2)
+    assert small.classifier[0].in_features == 512 * 7 * 7 and small.classifier[2].p == 0.2  # 1x1 features, pooled to 7x7
+    assert small(torch.randn(2, 1, 32, 32)).shape == (2, 3)
+    assert all(m.bias.abs().sum() == 0 for m in small.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)))
+    assert small.classifier[0].weight.std().item() == pytest.approx(0.01, rel=0.05)  # N(0, 0.01)
+    assert small.features[2].weight.std().item() == pytest.approx((2 / (64 * 9)) ** 0.5, rel=0.05)  # Kaiming, fan-out
+
+
+def test_vgg16_batchnorm_is_torchvisions_vgg16_bn():
+    with torch.device("meta"):
+        model = build_model("vgg16", in_channels=3, num_classes=1000, image_size=(224, 224), batchnorm=True)
+    features = sorted({int(key.split(".")[1]) for key in model.state_dict() if key.startswith("features.")})
+    assert features == VGG16_BN_FEATURES
+    assert [key for key in model.state_dict() if key.startswith("features.1.")] == [
+        "features.1.weight", "features.1.bias", "features.1.running_mean", "features.1.running_var",
+        "features.1.num_batches_tracked"]  # fmt: skip
+    assert sum(p.numel() for p in model.parameters()) == 138_357_544 + 2 * (2 * 64 + 2 * 128 + 3 * 256 + 6 * 512) == 138_365_992
+
+
+def test_vgg16_refuses_images_smaller_than_its_five_poolings_allow():
+    with pytest.raises(ValueError, match="at least 32x32"):
+        build_model("vgg16", in_channels=3, num_classes=10, image_size=(28, 28))

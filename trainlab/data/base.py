@@ -39,6 +39,27 @@ class ImageDataset:
         return c, h, w
 
 
+# (C, H, W) and class count of the datasets whose shape never changes, so that their model can be
+# built (`trainlab summary`) without reading, decoding or downloading the data.
+FIXED_SHAPES: dict[str, tuple[tuple[int, int, int], int]] = {
+    "digits": ((1, 8, 8), 10),
+    "mnist": ((1, 28, 28), 10),
+    "cifar10": ((3, 32, 32), 10),
+}
+
+
+def dataset_shape(name: str, args: dict) -> tuple[tuple[int, int, int], int]:
+    """(C, H, W) of one image and the number of classes of a configured dataset.
+
+    Fixed for the datasets in FIXED_SHAPES; any other (an image folder) is loaded, which decodes it
+    once into the cache and memory-maps it afterwards.
+    """
+    if name in FIXED_SHAPES:
+        return FIXED_SHAPES[name]
+    dataset = DATASETS.build(name, **args)
+    return dataset.image_shape, len(dataset.classes)
+
+
 def data_root() -> Path:
     """The folder that holds datasets by name (`cifar10-jpeg/`, `mnist/`, ...): $TRAINLAB_DATA."""
     return Path(os.environ.get(DATA_ENV) or Path.home() / ".cache" / "trainlab" / "data").expanduser()

@@ -33,6 +33,7 @@ def write_html_report(run_dir: Path) -> Path:
     run = _read_json(run_dir / "run.json") or {}
     report = _read_json(run_dir / "classification_report.json")
     epochs = _read_csv(run_dir / "metrics.csv")
+    summary = _read_text(run_dir / "summary.txt")
     context = {
         "title": run_dir.name,
         "status": run.get("status"),
@@ -43,7 +44,8 @@ def write_html_report(run_dir: Path) -> Path:
         "epochs": _epoch_table(epochs) if epochs else None,
         "confusion_png": _png_data_uri(run_dir / "confusion_matrix.png"),
         "classes": _class_table(report) if report else None,
-        "summary": _read_text(run_dir / "summary.txt"),
+        "summary": summary,
+        "summary_headline": _summary_headline(summary),
         "config": _read_text(run_dir / "config.yaml"),
         "run": _flatten(run),
         "env": _flatten(_read_json(run_dir / "env.json") or {}),
@@ -78,6 +80,13 @@ def _headline(run: dict, report: dict | None, epochs: list[dict[str, str]]) -> l
         ("training time", _duration(train_seconds)),
     ]
     return [(label, str(value)) for label, value in figures if value is not None]
+
+
+def _summary_headline(summary: str | None) -> str:
+    """The model's name and totals from summary.txt (`trainlab summary`'s table), shown while the table is folded."""
+    wanted = ("Model:", "Total params:", "Multiply-adds")
+    lines = [line.strip() for line in (summary or "").splitlines() if line.startswith(wanted)]
+    return " · ".join(lines) or "layers, output shapes and parameters"
 
 
 def _epoch_table(rows: list[dict[str, str]]) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from trainlab.registry import Registry
 
 # Every model builder receives the shape of the data from trainlab, never from the config.
 IMAGE_MODEL_INPUTS = ("in_channels", "num_classes", "image_size")
+TEXT_MODEL_INPUTS = ("vocabulary", "num_classes")  # builders that train word vectors also take "corpus"
 MODELS = Registry("models")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import torch
 from pydantic import Field
 from torch import Tensor, nn
 
@@ -126,3 +127,71 @@ def preact_resnet(
         nn.Flatten(),  # (B, C, 1, 1) -> (B, C)
         nn.Linear(widths[-1], num_classes),
     )  # fmt: skip
+
+
+# torchvision's configuration "D": output channels of each 3x3 conv, "M" a 2x2 max-pool.
+_VGG16_LAYOUT = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"]
+
+
+class VGG(nn.Module):
+    """torchvision's VGG: `features`, a 7x7 adaptive average pool, then the `classifier`, with its state-dict keys."""
+
+    def __init__(self, features: nn.Sequential, classifier: nn.Sequential):
+        super().__init__()
+        self.features = features
+        self.avgpool = nn.AdaptiveAvgPool2d((7, 7))
+        self.classifier = classifier
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.avgpool(self.features(x))  # (B, 512, 7, 7) whatever the image size
+        return self.classifier(torch.flatten(x, 1))  # (B, 25088) -> (B, classes)
+
+
+@MODELS.register(injected=IMAGE_MODEL_INPUTS)
+def vgg16(
+    *,
+    in_channels: int,
+    num_classes: int,
+    image_size: tuple[int, int],
+    hidden: Annotated[int, Field(gt=0)] = 4096,
+    dropout: Probability = 0.5,
+    batchnorm: bool = False,
+) -> VGG:
+    """VGG16 (Simonyan & Zisserman 2014) with torchvision's layout, state-dict keys and initialisation.
+
+    Thirteen 3x3 convs in five blocks, each block ending in a 2x2 max-pool, then FC `hidden`,
+    FC `hidden`, FC to the classes, each hidden FC followed by ReLU and dropout. With 3 channels,
+    1000 classes and the defaults it is torchvision's `vgg16` (138,357,544 parameters), so its
+    published weights load into it; `batchnorm: true` is `vgg16_bn`.
+    """
+    if min(image_size) < 32:
+        height, width = image_size
+        raise ValueError(f"vgg16 needs images of at least 32x32 pixels (five 2x2 max-pools), got {height}x{width}")
+    layers: list[nn.Module] = []
+    channels = in_channels
+    for step in _VGG16_LAYOUT:
+        if step == "M":
+            layers.append(nn.MaxPool2d(2, 2))
+            continue
+        layers.append(nn.Conv2d(channels, step, 3, padding=1))
+        if batchnorm:
+            layers.append(nn.BatchNorm2d(step))
+        layers.append(nn.ReLU(inplace=True))
+        channels = step
+    classifier = nn.Sequential(
+        nn.Linear(channels * 7 * 7, hidden), nn.ReLU(inplace=True), nn.Dropout(dropout),
+        nn.Linear(hidden, hidden), nn.ReLU(inplace=True), nn.Dropout(dropout),
+        nn.Linear(hidden, num_classes),
+    )  # fmt: skip
+    model = VGG(nn.Sequential(*layers), classifier)
+    for module in model.modules():  # torchvision's initialisation
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+            nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.BatchNorm2d):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, 0, 0.01)
+            nn.init.zeros_(module.bias)
+    return model

@@ -99,6 +99,8 @@ def _is_run(path: Path) -> bool:
 def _runs_at(path: Path) -> list[Path]:
     if _is_run(path):
         return [path]
+    if (path / "sweep.yaml").is_file() and (path / "runs").is_dir():
+        path = path / "runs"  # a sweep folder: its trials' runs
     if path.is_dir():
         return sorted(child for child in path.iterdir() if child.is_dir() and _is_run(child))
     return []
@@ -106,7 +108,7 @@ def _runs_at(path: Path) -> list[Path]:
 
 def find_runs(paths: Sequence[str]) -> list[Path]:
     """Run folders named by `paths`, sorted: each a run folder (holds config.yaml), a folder of
-    run folders (its children that are runs), or a glob matching either.
+    run folders (its children that are runs), a sweep folder (its trials), or a glob matching these.
 
     A path that does not exist, or finding no run at all, is a UsageError.
     """

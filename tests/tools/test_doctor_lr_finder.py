@@ -1,0 +1,108 @@
+import copy
+
+import pytest
+import torch
+from sklearn.datasets import load_digits
+from torch import nn
+
+from trainlab.tools.doctor.checks import FAIL, PASS, train_step
+from trainlab.tools.doctor.lr_finder import check_lr, find_lr
+from tests.tools.doctor_helpers import FP32_CPU
+
+GRID = [10.0**k for k in (-4, -3.5, -3, -2.5, -2, -1.5, -1, -0.5, 0)]
+STEPS = 100  # per grid rate, as many as the sweep takes
+
+
+@pytest.fixture(scope="module")
+def digits_batches():
+    """The 8x8 digits as standardised 64-feature vectors, 300 shuffled batches of 64."""
+    digits = load_digits()
+    inputs = torch.tensor(digits.data, dtype=torch.float32)
+    inputs = (inputs - inputs.mean(0)) / (inputs.std(0) + 1e-6)
+    targets = torch.tensor(digits.target)
+    g = torch.Generator().manual_seed(0)
+    batches = []
+    while len(batches) < 300:
+        order = torch.randperm(len(targets), generator=g)
+        batches += [(inputs[order[i : i + 64]], targets[order[i : i + 64]]) for i in range(0, len(targets) - 63, 64)]
+    return batches[:300], (inputs, targets)
+
+
+def small_mlp():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
+
+
+OPTIMIZERS = {
+    "sgd": lambda params, lr: torch.optim.SGD(params, lr=lr),
+    "adam": lambda params, lr: torch.optim.Adam(params, lr=lr),
+}
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_the_suggestion_is_within_10x_of_the_best_rate_of_a_grid(digits_batches, name):
+    batches, (inputs, targets) = digits_batches
+    make = OPTIMIZERS[name]
+    model = small_mlp()
+    sweep = find_lr(model, make(model.parameters(), 1e-3), nn.CrossEntropyLoss(), iter(batches), FP32_CPU, seed=0)
+    final_loss = {}
+    for lr in GRID:  # train from the same initial weights at each rate, then score the whole set
+        model = small_mlp()
+        optimizer = make(model.parameters(), lr)
+        for x, y in batches[:STEPS]:
+            train_step(model, optimizer, nn.CrossEntropyLoss(), x, y, FP32_CPU)
+        with torch.no_grad():
+            final_loss[lr] = nn.functional.cross_entropy(model(inputs), targets).nan_to_num(float("inf")).item()
+    best = min(final_loss, key=final_loss.get)
+    assert best / 10 <= sweep.suggested <= best * 10, (sweep.suggested, final_loss)
+
+
+def test_weights_buffers_and_optimizer_state_come_back_bit_identical(digits_batches):
+    batches, _ = digits_batches
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(64, 32), nn.BatchNorm1d(32), nn.ReLU(), nn.Linear(32, 10))  # BN: buffers too
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    for x, y in batches[:3]:  # some optimizer state (Adam's moments and step) to restore
+        train_step(model, optimizer, nn.CrossEntropyLoss(), x, y, FP32_CPU)
+    model.eval()
+    weights, state = copy.deepcopy(model.state_dict()), copy.deepcopy(optimizer.state_dict())
+    find_lr(model, optimizer, nn.CrossEntropyLoss(), iter(batches[3:]), FP32_CPU, seed=0)
+    assert not model.training
+    assert weights.keys() == model.state_dict().keys()
+    assert all(torch.equal(weights[k], v) for k, v in model.state_dict().items())
+    after = optimizer.state_dict()
+    assert after["param_groups"] == state["param_groups"]  # the rate is back at 3e-3
+    for i, moments in state["state"].items():
+        assert moments.keys() == after["state"][i].keys()
+        assert all(torch.equal(v, after["state"][i][k]) for k, v in moments.items())
+
+
+def test_the_sweep_repeats_under_the_seed_and_leaves_the_callers_random_stream(digits_batches):
+    batches, _ = digits_batches
+    model = nn.Sequential(nn.Linear(64, 32), nn.ReLU(), nn.Dropout(0.3), nn.Linear(32, 10))  # dropout draws numbers
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    torch.manual_seed(123)
+    first = find_lr(model, optimizer, nn.CrossEntropyLoss(), iter(batches), FP32_CPU, seed=7)
+    after_first = torch.rand(3)
+    torch.manual_seed(123)
+    second = find_lr(model, optimizer, nn.CrossEntropyLoss(), iter(batches), FP32_CPU, seed=7)
+    assert first.losses == second.losses and first.suggested == second.suggested
+    torch.manual_seed(123)
+    assert torch.equal(torch.rand(3), after_first)  # the sweep drew nothing from the caller's stream
+
+
+def test_a_learning_rate_of_10_fails_past_the_divergence(digits_batches):
+    batches, _ = digits_batches
+    model = small_mlp()
+    check = check_lr(model, torch.optim.SGD(model.parameters(), lr=10.0), nn.CrossEntropyLoss(), iter(batches), FP32_CPU, 0)
+    assert check.status == FAIL
+    assert check.evidence["diverged_at"] <= 10
+    assert "lr_finder" in check.figures
+
+
+def test_a_rate_near_the_suggestion_passes(digits_batches):
+    batches, _ = digits_batches
+    model = small_mlp()
+    check = check_lr(model, torch.optim.Adam(model.parameters(), lr=1e-2), nn.CrossEntropyLoss(), iter(batches), FP32_CPU, 0)
+    assert check.status == PASS, check.summary
+    assert check.evidence["rule"].startswith("min/10")
