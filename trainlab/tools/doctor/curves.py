@@ -200,7 +200,7 @@ def check_curves(
         summary = f"{len(history)} epochs of {source}: train and validation loss fall together"
         return Check("curves", PASS, summary, advice, evidence, {"curves": figure})
     status = worst(f.status for f in findings)
-    summary = "; ".join(f"{f.diagnosis} (epochs {_span(f.epochs)})" for f in findings)
+    summary = "; ".join(f"{f.diagnosis} (epochs {_span(f.epochs)}): {f.detail}" for f in findings)
     advice = " | ".join(f"{f.diagnosis}: {f.advice}" for f in findings if f.status == status)
     return Check("curves", status, summary, advice, evidence, {"curves": figure})
 

@@ -33,10 +33,16 @@ def check_data(
     normalisation, for the picture; without it the first batch is pictured, rescaled per image.
     """
     token_ids = not batches[0][0].is_floating_point()  # text: integer ids, nothing to normalise
-    inputs = torch.cat([x.detach().float().cpu() for x, _ in batches])  # (N, C, H, W), or (N, F), (N, T)
+    shapes = {tuple(x.shape[1:]) for x, _ in batches}
+    if len(shapes) == 1:
+        inputs = torch.cat([x.detach().float().cpu() for x, _ in batches])  # (N, C, H, W) or (N, F)
+    else:  # sequences padded to each batch's longest: every value as one feature, (values, 1)
+        inputs = torch.cat([x.detach().float().cpu().reshape(-1, 1) for x, _ in batches])
     mean, std = _channel_stats(inputs.nan_to_num(0.0, 0.0, 0.0))
+    examples = sum(len(y) for _, y in batches)
     evidence = {
-        "examples_read": len(inputs), "input_shape": list(inputs.shape[1:]), "channel_mean": mean.tolist(),
+        "examples_read": examples, "input_shape": list(shapes.pop()) if len(shapes) == 1 else "varies",
+        "channel_mean": mean.tolist(),
         "channel_std": std.tolist(), "nan_values": int(inputs.isnan().sum()), "infinite_values": int(inputs.isinf().sum()),
         "label_dtype": str(labels.dtype), "label_min": int(labels.min()), "label_max": int(labels.max()),
     }  # fmt: skip
@@ -55,7 +61,7 @@ def check_data(
         problems.append(Problem(WARN, f"the first batch holds {len(first)} examples of one class",
                                 "shuffle the training set: one-class batches swing the model from class to class"))  # fmt: skip
 
-    summary = f"{len(inputs):,} inputs" + ("" if token_ids else f": mean {_values(mean)}, std {_values(std)}")
+    summary = f"{examples:,} inputs" + ("" if token_ids else f": mean {_values(mean)}, std {_values(std)}")
     if "imbalance" in evidence:
         summary += f"; {len(classes)} classes, balance {evidence['imbalance']:.1f}:1"
     check = from_problems("data", problems, evidence, (summary, "labels in range, inputs finite and normalised, "

@@ -3,10 +3,9 @@
 The rate grows exponentially from LR_START to LR_END over LR_STEPS training steps, a new batch
 each step. The raw loss is noisy, so it is smoothed with a bias-corrected exponential moving
 average; the sweep stops once the smoothed loss exceeds DIVERGENCE_FACTOR times its lowest
-value, or is not finite. The loss has diverged from the rate where the sweep stopped, or from
-the rate where, past its lowest point, the smoothed loss is back at its starting level,
-whichever comes first: Adam's huge steps often kill every ReLU, and the loss then returns to an
-even guess instead of blowing up.
+value, is not finite, or, having fallen, is back at its starting level: Adam's huge steps
+often kill every ReLU, and the loss then returns to an even guess instead of blowing up. The
+rate where the sweep stopped is where the loss diverges.
 
 Rule: the suggested rate is a tenth of the rate at the lowest smoothed loss ("min/10"). At the
 minimum the loss is about to blow up; a decade lower it still falls quickly and stays stable.
@@ -63,7 +62,7 @@ def find_lr(
     lrs: list[float] = []
     losses: list[float] = []
     smoothed: list[float] = []
-    average, best, stopped_at = 0.0, math.inf, None
+    average, best, diverged_at = 0.0, math.inf, None
     try:
         with seeded(seed):
             model.train()
@@ -77,19 +76,27 @@ def find_lr(
                 losses.append(loss)
                 smoothed.append(average / (1 - SMOOTHING ** (step + 1)))  # bias correction: the average starts at 0
                 best = min(best, smoothed[-1])
-                if not math.isfinite(smoothed[-1]) or smoothed[-1] > DIVERGENCE_FACTOR * best:
-                    stopped_at = lr
+                if _diverged(smoothed[-1], best, _start_level(losses)):
+                    diverged_at = lr
                     break
     finally:
         model.load_state_dict(saved_model)
         optimizer.load_state_dict(saved_optimizer)
         model.train(was_training)
     lowest = min(range(len(smoothed)), key=lambda i: smoothed[i] if math.isfinite(smoothed[i]) else math.inf)
-    start_level = sum(losses[:5]) / len(losses[:5])  # the first rates are too small to change anything
-    fell = smoothed[lowest] < (1 - MIN_DROP) * start_level
-    back_at_start = next((lrs[i] for i in range(lowest, len(lrs)) if not smoothed[i] < start_level), None) if fell else None
-    diverged_at = min((lr for lr in (stopped_at, back_at_start) if lr is not None), default=None)
+    fell = smoothed[lowest] < (1 - MIN_DROP) * _start_level(losses)
     return LRSweep(lrs, losses, smoothed, lrs[lowest], lrs[lowest] / 10, diverged_at, fell)
+
+
+def _start_level(losses: list[float]) -> float:
+    """The loss before the sweep changes anything: the mean of its first steps, whose rates are far too small."""
+    return sum(losses[:5]) / len(losses[:5])
+
+
+def _diverged(smoothed: float, best: float, start: float) -> bool:
+    """Not finite, DIVERGENCE_FACTOR x the best so far, or back at the starting level after falling below it."""
+    fell = best < (1 - MIN_DROP) * start
+    return not math.isfinite(smoothed) or smoothed > DIVERGENCE_FACTOR * best or (fell and smoothed >= start)
 
 
 def check_lr(

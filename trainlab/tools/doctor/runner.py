@@ -105,7 +105,7 @@ RUNNERS: dict[str, Callable[[Subject], Check]] = {
     "health": lambda s: check_health(s.model, s.make_optimizer, s.loss_fn, cycle_batches(s.train), s.placement, s.seed),
     "curves": lambda s: check_curves(
         short_run(s), s.chance, short_run=True, lr=s.lr, batch_size=s.train.batch_size,
-        source=f"a short run ({SHORT_RUN_EPOCHS} epochs of {SHORT_RUN_BATCHES} batches)",
+        source=f"a short run of {min(SHORT_RUN_BATCHES, len(s.train))} batches an epoch",
     ),
 }  # fmt: skip
 
