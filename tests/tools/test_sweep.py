@@ -10,7 +10,6 @@ import time
 
 import optuna
 import pytest
-import torch
 from rich.console import Console
 
 from tests.test_cli import assert_user_error, trainlab
@@ -34,13 +33,7 @@ COMBOS = {(lr, batch) for lr, batch in itertools.product(["0.003", "0.01"], ["32
 QUIET = Console(quiet=True)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny runs are faster on one thread, and these tests share the CPU with worker processes."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def config_file(folder, sweep: str, extra: str = "", name: str = "s.yaml") -> str:

@@ -4,7 +4,6 @@ import csv
 import json
 
 import pytest
-import torch
 from rich.console import Console
 
 from trainlab.errors import ConfigError
@@ -27,12 +26,7 @@ sweep:
 QUIET = Console(quiet=True)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def metrics(run) -> list[dict[str, str]]:
