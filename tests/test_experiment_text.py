@@ -51,6 +51,7 @@ def test_text_run_folder_holds_the_reports_and_the_data_record(emotion):
     assert data["unknown_share"]["test"] > 0 and data["class_counts"]["train"]["joy"] == 10 and data["vectors"] is None
     assert (folder / "vocab.txt").read_text().splitlines()[:2] == ["<pad>", "<unk>"]
     assert "unknown tokens: train 0.00%" in printed and "test accuracy" in printed
+    assert "texts/s" in printed and "img/s" not in printed
 
     test_labels = [line.rsplit(";", 1)[1] for line in (emotion / "test.txt").read_text().splitlines()]
     predicted = [row["true_name"] for row in csv.DictReader((folder / "predictions.csv").open())]
@@ -122,3 +123,11 @@ def test_show_data_prints_the_training_texts_as_the_model_gets_them(emotion):
     lines = result.output.splitlines()
     assert result.exit_code == 0 and len(lines) == 3 and "<unk>" in result.output
     assert lines[0].split()[0] in ("sadness", "joy", "love", "anger", "fear", "surprise")
+
+
+def test_summary_of_a_text_config_builds_the_model_from_its_data(emotion):
+    result = CliRunner().invoke(app, ["summary", *TINY_TEXT, "model.bidirectional=true"])
+    assert result.exit_code == 0, result.output
+    assert "LSTM" in result.output and "Total params" in result.output
+    assert_user_error(trainlab("summary", *TINY_TEXT, "--input", "16"), 2, "reads token ids from its dataset: leave --input out")
+    assert_user_error(trainlab("summary", "lstm_classifier", "--input", "16"), 2, "model.name=lstm_classifier")

@@ -89,12 +89,7 @@ def build_experiment(config: ExperimentConfig) -> Experiment:
     placement = resolve_placement(config.device, config.precision, config.channels_last)
     data = load_data(config, placement)
     seed_everything(config.seed)  # the initial weights depend on the seed alone, not on the data code
-    if isinstance(data, TextData):
-        model = build_text_model(config, data)
-    else:
-        model = build_configured_model(config, data.image_shape, len(data.classes))
-    memory_format = torch.channels_last if placement.channels_last else torch.preserve_format
-    model = model.to(placement.device, memory_format=memory_format)
+    model = build_network(config, data, placement)
     with _as_config_error("optimizer", config.optimizer.name):
         optimizer = OPTIMIZERS.build(config.optimizer.name, model.parameters(), **config.optimizer.args)
     with _as_config_error("scheduler", config.scheduler.name):
@@ -103,6 +98,16 @@ def build_experiment(config: ExperimentConfig) -> Experiment:
         )
     loss_fn = LOSSES.build(config.loss.name, **config.loss.args)
     return Experiment(config, placement, data, model, optimizer, scheduler, loss_fn)
+
+
+def build_network(config: ExperimentConfig, data: DataBundle | TextData, placement: Placement) -> nn.Module:
+    """The config's model for its data, initialised (from the global generators) and placed on the device."""
+    if isinstance(data, TextData):
+        model = build_text_model(config, data)
+    else:
+        model = build_configured_model(config, data.image_shape, len(data.classes))
+    memory_format = torch.channels_last if placement.channels_last else torch.preserve_format
+    return model.to(placement.device, memory_format=memory_format)
 
 
 def build_configured_model(config: ExperimentConfig, image_shape: tuple[int, int, int], num_classes: int) -> nn.Module:
@@ -162,7 +167,7 @@ def build_callbacks(config: ExperimentConfig, experiment: Experiment, folder: Ru
     callbacks += [
         Checkpointer(folder.checkpoints, config.to_dict(), config.monitor),
         TensorBoardLogger(folder.path / "tb"),
-        ProgressBar(console, live=config.progress),
+        ProgressBar(console, live=config.progress, unit="texts/s" if isinstance(experiment.data, TextData) else "img/s"),
     ]
     return callbacks
 

@@ -153,10 +153,12 @@ class TensorBoardLogger(Callback):
 
 
 class ProgressBar(Callback):
-    """A live bar with loss, accuracy and images/s in a terminal; one line per epoch everywhere."""
+    """A live bar with loss, accuracy and samples/s in a terminal; one line per epoch everywhere.
+    `unit` names the samples in the rate ("img/s", "texts/s")."""
 
-    def __init__(self, console: Console, live: bool = True, refresh_every: int = 10):
+    def __init__(self, console: Console, live: bool = True, refresh_every: int = 10, unit: str = "img/s"):
         self.console, self.live, self.refresh_every = console, live and console.is_terminal, refresh_every
+        self.unit = unit
         self.progress: Progress | None = None
 
     def on_train_epoch_start(self, trainer: Trainer) -> None:
@@ -177,7 +179,7 @@ class ProgressBar(Callback):
         self.seen += n
         if trainer.global_step % self.refresh_every == 0:
             rate = self.seen / (time.perf_counter() - self.started)
-            stats = f"loss {trainer.loss.item():.4f}  acc {trainer.batch_correct.item() / n:.3f}  {rate:,.0f} img/s"
+            stats = f"loss {trainer.loss.item():.4f}  acc {trainer.batch_correct.item() / n:.3f}  {rate:,.0f} {self.unit}"
             self.progress.update(self.task, stats=stats)
         self.progress.advance(self.task)
 
@@ -191,7 +193,7 @@ class ProgressBar(Callback):
         self.console.print(
             f"epoch {r['epoch']:>3}/{trainer.epochs}  train loss {r['train_loss']:.4f} acc {r['train_acc']:.4f}  "
             f"val loss {r['val_loss']:.4f} acc {r['val_acc']:.4f}  lr {r['lr']:.2e}  "
-            f"{r['seconds']:.1f} s  {r['samples_per_s']:,.0f} img/s",
+            f"{r['seconds']:.1f} s  {r['samples_per_s']:,.0f} {self.unit}",
             highlight=False, soft_wrap=True,
         )
 

@@ -23,7 +23,7 @@ import itertools
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
@@ -33,6 +33,9 @@ from trainlab.models import MODELS
 from trainlab.models.registry import IMAGE_MODEL_INPUTS
 from trainlab.registry import did_you_mean
 from trainlab.tools.trace import Call, Shape, Trace, show_shape, trace
+
+if TYPE_CHECKING:
+    from trainlab.config import ExperimentConfig
 
 
 @dataclass
@@ -314,12 +317,13 @@ def _image_model(name: str) -> None:
     """Builders from a name are given an image shape: refuse the others (text models take a vocabulary)."""
     if not set(IMAGE_MODEL_INPUTS) <= set(inspect.signature(MODELS.get(name)).parameters):
         raise UsageError(
-            f"'{name}' is not an image model, and trainlab summary builds image models only; in Python, "
+            f"'{name}' is not an image model: a text model is built from its data's vocabulary, so give a config "
+            f"that names it (trainlab summary emotion/lstm_learned, or data.name=emotion model.name={name}); in Python, "
             "trainlab.tools.summary.summarize(model, example) summarises any model on an example input"
         )
 
 
-def _configured_model(spec: str | None, overrides: list[str], shapes: list[tuple[int, ...]]) -> tuple[nn.Module, tuple, str]:
+def _configured_model(spec: str | None, overrides: list[str], shapes: list[tuple[int, ...]]) -> tuple[nn.Module, tuple | Tensor, str]:
     """The model of a preset, config file or run folder, for its data's shape (or the one --input gives)."""
     from trainlab.config import list_presets, load_config
     from trainlab.data import dataset_shape
@@ -334,6 +338,8 @@ def _configured_model(spec: str | None, overrides: list[str], shapes: list[tuple
             "presets: trainlab list presets"
         )
     config, source = load_config(spec, overrides)
+    if "vocabulary" in MODELS.injected(config.model.name):
+        return _configured_text_model(config, shapes)
     _image_model(config.model.name)
     record = RunFolder(source.path.parent).read_run() if source.path is not None else {}
     if record.get("data_shape") and record.get("num_classes"):  # a run folder knows its data's shape
@@ -343,6 +349,16 @@ def _configured_model(spec: str | None, overrides: list[str], shapes: list[tuple
     if shapes:
         image_shape = _one_image(shapes, config.model.name)
     return build_configured_model(config, image_shape, num_classes), image_shape, config.model.name
+
+
+def _configured_text_model(config: ExperimentConfig, shapes: list[tuple[int, ...]]) -> tuple[nn.Module, Tensor, str]:
+    """A text model is built from its data (the vocabulary, the vectors): read it, and show a training batch."""
+    from trainlab.experiment import build_text_model, load_data
+
+    if shapes:
+        raise UsageError(f"'{config.model.name}' reads token ids from its dataset: leave --input out")
+    data = load_data(config)
+    return build_text_model(config, data), data.example(), config.model.name
 
 
 def _registered_model(name: str, overrides: list[str], shapes: list[tuple[int, ...]]) -> tuple[nn.Module, tuple]:

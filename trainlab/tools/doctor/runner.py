@@ -151,21 +151,16 @@ def finished_run(source: ConfigSource) -> Path | None:
 
 def build_subject(config: ExperimentConfig) -> Subject:
     """The config's data, model (initial weights), optimizer factory and loss, as `trainlab run` builds them."""
-    from trainlab.experiment import build_configured_model, build_experiment, build_text_model  # the whole runner
+    from trainlab.experiment import build_experiment, build_network  # the whole runner
 
     experiment = build_experiment(config)
     data, placement = experiment.data, experiment.placement
     make_optimizer = functools.partial(OPTIMIZERS.build, config.optimizer.name, **config.optimizer.args)
 
     def build_trial(seed: int) -> Trial:
-        """The model lines of build_experiment, run again (the generators are seeded already); the data is kept:
+        """build_experiment's model, built again (the generators are seeded already); the data is kept:
         rebuilding it costs seconds, and the loader's own repeatability is checked apart."""
-        if hasattr(data, "image_shape"):
-            model = build_configured_model(config, data.image_shape, len(data.classes))
-        else:
-            model = build_text_model(config, data)
-        memory_format = torch.channels_last if placement.channels_last else torch.preserve_format
-        model = model.to(placement.device, memory_format=memory_format)
+        model = build_network(config, data, placement)
         return Trial(model, make_optimizer(model.parameters()), experiment.loss_fn, take_batches(data.train, SEED_STEPS))
 
     def make_scheduler(optimizer: torch.optim.Optimizer, epochs: int, steps: int) -> Any:
