@@ -1,5 +1,7 @@
+import numpy as np
 import torch
 
+from trainlab.evaluation.grid import cell_origin
 from trainlab.tools.doctor.checks import FAIL, PASS, WARN
 from trainlab.tools.doctor.data_checks import check_data
 
@@ -29,7 +31,10 @@ def test_the_picture_uses_the_preview_as_the_model_gets_it():
     inputs, targets = images()
     preview = (torch.rand(8, 1, 8, 8), targets[:8])
     check = check_data(batched(inputs, targets), targets, CLASSES, preview)
-    assert len(check.figures["data_batch"].axes) == 8
+    figure = check.figures["data_batch"]
+    assert len(figure.axes[0].texts) == 8, "one title per preview image"
+    top, left = cell_origin(7, 8, 8, columns=8)
+    np.testing.assert_allclose(figure.axes[0].images[0].get_array()[top : top + 8, left : left + 8], preview[0][7, 0].numpy(), atol=1e-6)
 
 
 def test_nan_inputs_fail():

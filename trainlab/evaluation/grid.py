@@ -16,7 +16,8 @@ from matplotlib.figure import Figure
 
 from trainlab.evaluation.plots import DPI
 
-_CELL_INCHES = (1.0, 1.2)  # width, height per image: a 32x32 image is drawn ~3x, with room for a title
+_CELL_INCHES = 1.0  # width of one image's cell: a 32x32 image is drawn ~3x
+_GAP, _TITLE_BAND = 0.12, 0.35  # the space between images, and above each for its title, in image widths / heights
 
 
 def sample_grid_figure(
@@ -25,7 +26,8 @@ def sample_grid_figure(
     """Images in rows of `columns`, each titled with its class name; greyscale drawn in grey.
 
     `images` are uint8 (N, H, W, C), as decoded, or floats in [0, 1] (N, C, H, W), as
-    augmented batches are (before normalisation); C is 1 or 3.
+    augmented batches are (before normalisation); C is 1 or 3. The images are tiled into one
+    picture drawn by one `imshow` (an axes per image costs ~25 ms each), titled by text.
     """
     pixels = _to_hwc(images)  # (N, H, W, C), floats in [0, 1]
     n = len(pixels)
@@ -37,21 +39,36 @@ def sample_grid_figure(
         raise ValueError(f"columns must be at least 1, got {columns}")
     columns = min(columns, n)
     rows = math.ceil(n / columns)
-    fig = Figure(figsize=(_CELL_INCHES[0] * columns, _CELL_INCHES[1] * rows), dpi=DPI)
+    height, width, channels = pixels.shape[1:]
+    cell_height, cell_width = cell_size(height, width)
+    mosaic = np.ones((rows * cell_height, columns * cell_width, channels), np.float32)  # white between the images
+    fig = Figure(figsize=(_CELL_INCHES * columns, _CELL_INCHES * columns * mosaic.shape[0] / mosaic.shape[1]), dpi=DPI)
     FigureCanvasAgg(fig)
-    axes = fig.subplots(rows, columns, squeeze=False, gridspec_kw={"wspace": 0.1, "hspace": 0.35})
-    fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=1 - 0.3 / (_CELL_INCHES[1] * rows))
-    for i, ax in enumerate(axes.flat):
-        ax.set_axis_off()
-        if i >= n:
-            continue
-        if pixels.shape[-1] == 1:
-            ax.imshow(pixels[i, :, :, 0], cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
-        else:
-            ax.imshow(pixels[i], interpolation="nearest")
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.set_axis_off()
+    for i in range(n):
+        top, left = cell_origin(i, height, width, columns)
+        mosaic[top : top + height, left : left + width] = pixels[i]
         label = int(labels[i])
-        ax.set_title(classes[label] if 0 <= label < len(classes) else str(label), fontsize=8, pad=2)
+        name = classes[label] if 0 <= label < len(classes) else str(label)
+        ax.text(left + width / 2 - 0.5, top - (cell_height - height) / 2 - 0.5, name, ha="center", va="center", fontsize=8)
+    if channels == 1:
+        ax.imshow(mosaic[:, :, 0], cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest", aspect="auto")
+    else:
+        ax.imshow(mosaic, interpolation="nearest", aspect="auto")
     return fig
+
+
+def cell_size(height: int, width: int) -> tuple[int, int]:
+    """(height, width) in pixels of one image's cell in the tiled picture: the image, its title band, a gap."""
+    return height + round(_TITLE_BAND * height), width + max(1, round(_GAP * width))
+
+
+def cell_origin(index: int, height: int, width: int, columns: int) -> tuple[int, int]:
+    """(top, left) pixel of image `index` in the tiled picture."""
+    cell_height, cell_width = cell_size(height, width)
+    row, column = divmod(index, columns)
+    return row * cell_height + (cell_height - height), column * cell_width + (cell_width - width) // 2
 
 
 def _to_hwc(images: np.ndarray | torch.Tensor) -> np.ndarray:
