@@ -6,6 +6,7 @@ import torch
 import yaml
 from sklearn.metrics import classification_report
 from PIL import Image
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from tests.conftest import TINY
 from trainlab.config import load_config
@@ -41,7 +42,10 @@ def test_run_folder_holds_every_file_and_each_parses():
     assert len(list(csv.DictReader((folder / "predictions.csv").open()))) == 360
     for name in ("last.pt", "best.pt"):
         assert torch.load(folder / "checkpoints" / name, weights_only=True)["trainer"]["epoch"] >= 1
-    assert list((folder / "tb").glob("events.out.tfevents.*"))
+    events = EventAccumulator(str(folder / "tb"), size_guidance={"images": 1}).Reload()
+    assert {"train/loss", "epoch/val_acc"} <= set(events.Tags()["scalars"])
+    (matrix,) = events.Images("test/confusion_matrix")
+    assert (matrix.width, matrix.height) == Image.open(folder / "confusion_matrix.png").size
     assert record["data_shape"] == [1, 8, 8] and record["num_classes"] == 10
     summary = (folder / "summary.txt").read_text()
     assert summary.startswith('Model: "workshop_cnn", input (None, 1, 8, 8)')

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 from rich.console import Console
 from torch import nn
 
@@ -39,8 +40,8 @@ from trainlab.engine.losses import LOSSES
 from trainlab.engine.optim import OPTIMIZERS, SCHEDULERS
 from trainlab.errors import ConfigError, UsageError
 from trainlab.evaluation.grid import sample_grid_figure
-from trainlab.evaluation.metrics import TestResults, write_test_results
-from trainlab.evaluation.plots import confusion_matrix_figure, curves_figure, figure_to_array, save_figure
+from trainlab.evaluation.metrics import CONFUSION_PNG, TestResults, write_test_results
+from trainlab.evaluation.plots import curves_figure, save_figure
 from trainlab.evaluation.report import write_html_report
 from trainlab.models import MODELS, build_model
 from trainlab.models.init import initialize
@@ -236,8 +237,8 @@ def run_experiment(
         if config.test_checkpoint == "best" and (folder.checkpoints / "best.pt").is_file():
             trainer.model.load_state_dict(load_checkpoint(folder.checkpoints / "best.pt")["model"])
         results = evaluate_test_set(trainer, data, folder)
-        figure = confusion_matrix_figure(results.confusion(), results.classes)
-        tensorboard.add_image("test/confusion_matrix", figure_to_array(figure), trainer.global_step)
+        with Image.open(folder.path / CONFUSION_PNG) as picture:  # drawn once, for the file and for TensorBoard
+            tensorboard.add_image("test/confusion_matrix", np.asarray(picture.convert("RGB")), trainer.global_step)
         report = results.report_dict()
         folder.update_run(
             status="finished", train_seconds=round(seconds_before + seconds, 2),

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from trainlab.evaluation.plots import confusion_matrix_figure, curves_figure, figure_to_array, save_figure
+from trainlab.evaluation.plots import confusion_matrix_figure, curves_figure, save_figure
 
 
 def history(epochs: int, val: bool = True) -> list[dict]:
@@ -77,11 +77,3 @@ def test_save_figure_writes_a_png_and_no_temp_file(tmp_path):
     with Image.open(tmp_path / "run" / "curves.png") as image:
         assert image.format == "PNG"
         assert image.size == (1100, 440)  # 10 x 4 in at 110 dpi
-
-
-def test_figure_to_array_gives_hwc_uint8_rgb():
-    pixels = figure_to_array(curves_figure(history(2)))
-    assert pixels.dtype == np.uint8
-    assert pixels.ndim == 3 and pixels.shape[2] == 3
-    assert pixels.shape[0] > 100 and pixels.shape[1] > 100
-    assert pixels.min() < 100 and pixels.max() == 255  # dark lines on a white background

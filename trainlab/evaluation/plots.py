@@ -72,13 +72,6 @@ def save_figure(fig: Figure, path: str | os.PathLike) -> None:
     fig.clear()
 
 
-def figure_to_array(fig: Figure) -> np.ndarray:
-    """(H, W, 3) uint8 RGB pixels of `fig`, as TensorBoard's add_image(dataformats="HWC") wants."""
-    canvas = FigureCanvasAgg(fig)
-    canvas.draw()
-    return np.asarray(canvas.buffer_rgba())[..., :3].copy()
-
-
 def _new_figure(figsize: tuple[float, float]) -> Figure:
     fig = Figure(figsize=figsize, dpi=DPI, layout="constrained")
     FigureCanvasAgg(fig)
