@@ -44,6 +44,7 @@ def test_report_is_one_self_contained_file(run_dir):
     assert html.count("<img") == 2  # curves and confusion matrix
     assert 'src="http' not in html and "<link" not in html and "<script" not in html
     assert "url(" not in html and "@import" not in html
+    assert "--accent:" in html and "<style>" in html, "the style sheet is inlined"
 
 
 def test_report_shows_title_status_headline_and_class_names(run_dir):

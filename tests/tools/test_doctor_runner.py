@@ -52,7 +52,7 @@ def test_a_healthy_config_exits_0_with_a_report_folder_under_output_dir(isolated
     assert all((folder / name).is_file() for name in pictures)
     html = (folder / "report.html").read_text()
     assert html.count("data:image/png;base64,") == len(pictures) and "http" not in html  # self-contained
-    assert "short run" in html
+    assert "short run" in html and "--accent:" in html, "the run report's style sheet, inlined"
     for check in CHECK_NAMES:
         assert check in result.stdout  # the table
 

@@ -51,8 +51,14 @@ def write_html_report(run_dir: Path) -> Path:
         "env": _flatten(_read_json(run_dir / "env.json") or {}),
     }
     path = run_dir / REPORT_HTML
-    write_text(path, _template().render(**context))
+    write_text(path, _template().render(style=report_style(), **context))
     return path
+
+
+def report_style() -> str:
+    """The reports' <style> element, to inline: the reports are self-contained."""
+    css = resources.files("trainlab.evaluation").joinpath("report.css").read_text(encoding="utf-8")
+    return f"<style>\n{css}</style>"
 
 
 def _template() -> jinja2.Template:

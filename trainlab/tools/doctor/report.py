@@ -10,7 +10,6 @@ import base64
 import datetime as dt
 import json
 import math
-import re
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from trainlab.config import ConfigSource, ExperimentConfig
+from trainlab.evaluation.report import report_style
 from trainlab.tools.doctor.checks import Check, worst
 from trainlab.utils.io import write_json, write_text
 from trainlab.utils.records import flatten
@@ -51,7 +51,7 @@ def write_report(
     context = {
         "title": f"doctor: {run_dir.name if run_dir else config.name or source.run_name}",
         "target": source.label, "status": status, "date": created.replace("T", " "),
-        "style": _run_report_style(),
+        "style": report_style(),
         "checks": [
             {**check.to_dict(), "evidence": _evidence_rows(check.evidence), "findings": _finding_rows(check.evidence),
              "note": SHORT_RUN_NOTE if check.evidence.get("short_run") else None,
@@ -116,12 +116,6 @@ def _finite(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_finite(v) for v in value]
     return value
-
-
-def _run_report_style() -> str:
-    """The <style> element of the run report's template."""
-    template = resources.files("trainlab.evaluation").joinpath("report.html.j2").read_text(encoding="utf-8")
-    return re.search(r"<style>.*?</style>", template, re.DOTALL).group(0)
 
 
 def _template() -> jinja2.Template:
