@@ -1,7 +1,7 @@
 """The doctor's output: doctor.json, a self-contained report.html (pictures inlined) and the table it prints.
 
-report.html takes its look from the run report (`trainlab/evaluation/report.html.j2`): the
-same style sheet, so the two pages read alike.
+report.html inlines the run report's style sheet (`trainlab/evaluation/report.css`), so the two
+pages read alike.
 """
 
 from __future__ import annotations
