@@ -119,3 +119,4 @@ def test_preview_decodes_the_first_training_texts(tmp_path):
     samples = data.preview(6)
     assert len(samples) == 6 and all(label in EMOTION_LABELS and tokens for label, tokens in samples)
     assert data.example().ndim == 1 and int(data.example().min()) > 0
+    assert len(data.example()) == int(data.train.lengths.median()), "a text of the median length"

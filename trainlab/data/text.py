@@ -202,8 +202,9 @@ class TextData:
         return {"vocabulary": self.vocabulary, "num_classes": len(self.classes), "corpus": self.corpus}
 
     def example(self) -> torch.Tensor:
-        """The token ids (T,) of the first training text."""
-        return self.train.ids[0, : int(self.train.lengths[0])]
+        """The token ids (T,) of a training text of the median length: the model's summary shows a typical input."""
+        index = int(torch.argsort(self.train.lengths, stable=True)[(len(self.train.lengths) - 1) // 2])
+        return self.train.ids[index, : int(self.train.lengths[index])]
 
     def preview(self, count: int) -> list[tuple[str, list[str]]]:
         """(label, tokens) of the first `count` texts of the first training batches, as the model gets them (<unk> shown)."""
