@@ -154,6 +154,14 @@ def test_a_key_missing_from_some_runs_counts_as_differing(tmp_path):
     assert differing_fields(load(tmp_path)) == ["model.dropout"]
 
 
+def test_arguments_that_come_with_a_differing_name_are_not_columns(tmp_path):
+    make_run(tmp_path, "linear", scheduler={"name": "linear", "end_ratio": 0.0})
+    make_run(tmp_path, "cosine", scheduler={"name": "cosine", "min_lr_ratio": 0.0})
+    assert differing_fields(load(tmp_path)) == ["scheduler.name"]
+    make_run(tmp_path, "linear-to-a-tenth", scheduler={"name": "linear", "end_ratio": 0.1})
+    assert differing_fields(load(tmp_path)) == ["scheduler.name", "scheduler.end_ratio"]
+
+
 def test_compare_table_has_one_row_per_run_with_percentages(sweep):
     rows = compare_table(load(sweep))
     assert len(rows) == 7

@@ -196,15 +196,26 @@ _MISSING = object()
 
 def differing_fields(runs: Sequence[RunSummary]) -> list[str]:
     """Dotted config keys whose values are not the same in every run (a key absent from some
-    runs counts as differing), in config order; `name`, `output_dir` and `progress` are ignored."""
+    runs counts as differing), in config order; `name`, `output_dir` and `progress` are ignored.
+
+    An argument that comes with a registered name is left out when the name differs and every
+    run that has the argument has the same value: `scheduler.end_ratio` of the runs with
+    `scheduler.name: linear` belongs to "linear", and the `scheduler.name` column already says so.
+    """
     keys: dict[str, None] = {}
     for run in runs:
         keys |= dict.fromkeys(run.config)
-    return [
-        key
-        for key in keys
-        if key not in IGNORED_FIELDS and len({_hashable(run.config.get(key, _MISSING)) for run in runs}) > 1
-    ]
+
+    def differs(key: str) -> bool:
+        values = {_hashable(run.config.get(key, _MISSING)) for run in runs}
+        if key in IGNORED_FIELDS or len(values) == 1:
+            return False
+        section, _, argument = key.rpartition(".")
+        name = f"{section}.name"
+        comes_with_name = section and argument != "name" and name in keys and len(values - {_MISSING}) == 1
+        return not (comes_with_name and len({_hashable(run.config.get(name, _MISSING)) for run in runs}) > 1)
+
+    return [key for key in keys if differs(key)]
 
 
 def _hashable(value: Any) -> Any:
