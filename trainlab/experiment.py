@@ -45,6 +45,7 @@ from trainlab.evaluation.plots import curves_figure, save_figure
 from trainlab.evaluation.report import write_html_report
 from trainlab.models import MODELS, build_model
 from trainlab.models.init import initialize
+from trainlab.models.registry import reads_text
 from trainlab.run_folder import RunFolder, environment
 from trainlab.tools.summary import summarize
 from trainlab.utils.io import write_json, write_text
@@ -134,7 +135,7 @@ def build_text_model(config: ExperimentConfig, data: TextData) -> nn.Module:
 def _check_model_reads(config: ExperimentConfig, kind: str) -> None:
     """A text model on images, or an image model on text, is a config mistake: name the models that fit."""
     def reads(name: str) -> str:
-        return "text" if "vocabulary" in MODELS.injected(name) else "images"
+        return "text" if reads_text(name) else "images"
 
     if reads(config.model.name) != kind:
         fitting = ", ".join(name for name in MODELS.names() if reads(name) == kind)

@@ -40,9 +40,9 @@ def write_html_report(run_dir: Path) -> Path:
         "date": _date(run.get("started")) or _modified(run_dir / "config.yaml"),
         "error": run.get("error"),
         "headline": _headline(run, report, epochs),
-        "curves_png": _png_data_uri(run_dir / "curves.png"),
+        "curves_png": png_data_uri(run_dir / "curves.png"),
         "epochs": _epoch_table(epochs) if epochs else None,
-        "confusion_png": _png_data_uri(run_dir / "confusion_matrix.png"),
+        "confusion_png": png_data_uri(run_dir / "confusion_matrix.png"),
         "classes": _class_table(report) if report else None,
         "summary": summary,
         "summary_headline": _summary_headline(summary),
@@ -51,7 +51,7 @@ def write_html_report(run_dir: Path) -> Path:
         "env": _flatten(_read_json(run_dir / "env.json") or {}),
     }
     path = run_dir / REPORT_HTML
-    write_text(path, _template().render(style=report_style(), **context))
+    write_text(path, package_template("trainlab.evaluation", _TEMPLATE).render(style=report_style(), **context))
     return path
 
 
@@ -61,8 +61,9 @@ def report_style() -> str:
     return f"<style>\n{css}</style>"
 
 
-def _template() -> jinja2.Template:
-    source = resources.files("trainlab.evaluation").joinpath(_TEMPLATE).read_text(encoding="utf-8")
+def package_template(package: str, name: str) -> jinja2.Template:
+    """The Jinja template `name` shipped in `package`: HTML-escaped, strict about missing variables."""
+    source = resources.files(package).joinpath(name).read_text(encoding="utf-8")
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     return env.from_string(source)
 
@@ -192,7 +193,8 @@ def _read_csv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-def _png_data_uri(path: Path) -> str | None:
+def png_data_uri(path: Path) -> str | None:
+    """A PNG file inlined as a data: URI; None when there is no such file."""
     if not path.exists():
         return None
     return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")

@@ -30,7 +30,7 @@ from torch import Tensor, nn
 
 from trainlab.errors import UsageError
 from trainlab.models import MODELS
-from trainlab.models.registry import IMAGE_MODEL_INPUTS
+from trainlab.models.registry import IMAGE_MODEL_INPUTS, reads_text
 from trainlab.registry import did_you_mean
 from trainlab.tools.trace import Call, Shape, Trace, show_shape, trace
 
@@ -338,7 +338,7 @@ def _configured_model(spec: str | None, overrides: list[str], shapes: list[tuple
             "presets: trainlab list presets"
         )
     config, source = load_config(spec, overrides)
-    if "vocabulary" in MODELS.injected(config.model.name):
+    if reads_text(config.model.name):
         return _configured_text_model(config, shapes)
     _image_model(config.model.name)
     record = RunFolder(source.path.parent).read_run() if source.path is not None else {}
@@ -352,7 +352,7 @@ def _configured_model(spec: str | None, overrides: list[str], shapes: list[tuple
 
 
 def _configured_text_model(config: ExperimentConfig, shapes: list[tuple[int, ...]]) -> tuple[nn.Module, Tensor, str]:
-    """A text model is built from its data (the vocabulary, the vectors): read it, and show a training batch."""
+    """A text model is built from its data (the vocabulary, the vectors): read it, and show one training text."""
     from trainlab.experiment import build_text_model, load_data
 
     if shapes:

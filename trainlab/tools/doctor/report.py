@@ -6,21 +6,18 @@ pages read alike.
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import json
 import math
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import jinja2
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from trainlab.config import ConfigSource, ExperimentConfig
-from trainlab.evaluation.report import report_style
+from trainlab.evaluation.report import package_template, png_data_uri, report_style
 from trainlab.tools.doctor.checks import Check, worst
 from trainlab.utils.io import write_json, write_text
 from trainlab.utils.records import flatten
@@ -55,12 +52,12 @@ def write_report(
         "checks": [
             {**check.to_dict(), "evidence": _evidence_rows(check.evidence), "findings": _finding_rows(check.evidence),
              "note": SHORT_RUN_NOTE if check.evidence.get("short_run") else None,
-             "images": [_png_data_uri(folder / name) for name in check.pictures]}
+             "images": [png_data_uri(folder / name) for name in check.pictures]}
             for check in checks
         ],
         "config": config.to_yaml(),
     }  # fmt: skip
-    write_text(folder / REPORT_HTML, _template().render(**context))
+    write_text(folder / REPORT_HTML, package_template("trainlab.tools.doctor", _TEMPLATE).render(**context))
 
 
 def print_table(console: Console, checks: list[Check]) -> None:
@@ -116,13 +113,3 @@ def _finite(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_finite(v) for v in value]
     return value
-
-
-def _template() -> jinja2.Template:
-    source = resources.files("trainlab.tools.doctor").joinpath(_TEMPLATE).read_text(encoding="utf-8")
-    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    return env.from_string(source)
-
-
-def _png_data_uri(path: Path) -> str:
-    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
