@@ -13,3 +13,61 @@ def isolated(tmp_path, monkeypatch):
     monkeypatch.setenv("TRAINLAB_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("TRAINLAB_DATA", str(tmp_path / "data"))
     return work
+
+
+def _mount(*args) -> bool:
+    import subprocess
+
+    return subprocess.run(["mount", *args], capture_output=True).returncode == 0
+
+
+def _umount(path) -> None:
+    import subprocess
+
+    subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
+@pytest.fixture
+def read_only_dir(tmp_path):
+    """A folder nobody may write to, root included: a read-only bind mount as root, chmod 555 otherwise.
+    Returns a function that makes `path` (a folder) read-only until the test ends."""
+    import os
+
+    mounted = []
+
+    def make(path):
+        path.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            if not (_mount("--bind", str(path), str(path)) and _mount("-o", "remount,ro,bind", str(path))):
+                pytest.skip("running as root without permission to mount a read-only folder")
+            mounted.append(path)
+        else:
+            path.chmod(0o555)
+        return path
+
+    yield make
+    for path in mounted:
+        _umount(path)
+    for path in tmp_path.rglob("*"):
+        if path.is_dir() and not path.is_symlink():
+            path.chmod(0o755)
+
+
+@pytest.fixture
+def full_disk_dir(tmp_path):
+    """A folder on a tiny filesystem (a tmpfs of `size` bytes, needs root), to fill the disk for real.
+    Returns a function (path, size) -> path."""
+    import os
+
+    mounted = []
+
+    def make(path, size=256 * 1024):
+        path.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() != 0 or not _mount("-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)):
+            pytest.skip("a full disk is simulated with a small tmpfs, which needs root")
+        mounted.append(path)
+        return path
+
+    yield make
+    for path in mounted:
+        _umount(path)
