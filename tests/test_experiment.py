@@ -13,7 +13,8 @@ from trainlab.config import load_config
 from trainlab.errors import UsageError
 from trainlab.engine.callbacks import Checkpointer
 from trainlab.evaluation.metrics import read_predictions
-from trainlab.experiment import evaluate_run, run_experiment
+from trainlab.experiment import run_experiment
+from trainlab.tools.evaluate import evaluate_run
 
 
 def run(*overrides, spec=None):
@@ -32,7 +33,7 @@ def test_run_folder_holds_every_file_and_each_parses():
     assert record["status"] == "finished" and record["epochs_completed"] == 2 and 0 <= record["test_acc"] <= 1
     rows = list(csv.DictReader((folder / "metrics.csv").open()))
     assert [r["epoch"] for r in rows] == ["1", "2"]
-    assert list(rows[0]) == ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds", "samples_per_s"]
+    assert list(rows[0]) == ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds", "samples_per_s", "threads"]
     for name in ("curves.png", "confusion_matrix.png", "samples.png"):
         assert Image.open(folder / name).size[0] > 300
     confusion = list(csv.reader((folder / "confusion_matrix.csv").open()))

@@ -15,7 +15,8 @@ from tests.text.tiny import write_emotion
 from trainlab.cli import app
 from trainlab.config import load_config
 from trainlab.errors import ConfigError, UsageError
-from trainlab.experiment import evaluate_run, run_experiment
+from trainlab.experiment import run_experiment
+from trainlab.tools.evaluate import evaluate_run
 
 TEXT_DATA = ["data.name=emotion", "data.batch_size=16", "epochs=2", "progress=false"]
 TINY_TEXT = [*TEXT_DATA, "model.name=lstm_classifier", "model.embedding_dim=8", "model.hidden_size=8"]

@@ -10,18 +10,48 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
+from trainlab.cli_support import Command, Group, interrupts_as_errors, notes_as_lines
 from trainlab.errors import TrainlabError, UsageError
+from trainlab.utils.signals import Interrupted, exit_code, stop_on_signals
 from trainlab.tools.text_cli import app as text_app
 
+
 app = typer.Typer(
-    add_completion=False, no_args_is_help=False, pretty_exceptions_enable=False,
+    cls=Group, add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
     help="trainlab: train, test and report deep-learning experiments from one config.",
+    epilog="Start with `trainlab run` (the embedded digits, offline) or `trainlab run workshop/task1 epochs=1`; "
+    "`trainlab COMMAND --help` for a command's arguments.",
 )  # fmt: skip
 app.add_typer(text_app, name="text")
 console = Console()
 errors = Console(stderr=True)
 
 LISTABLE = ("models", "presets", "datasets", "optimizers", "schedulers", "losses", "augment")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            ours = version("trainlab")
+        except PackageNotFoundError:  # run from a source tree that was never installed
+            ours = "(not installed)"
+        console.print(f"trainlab {ours} (torch {version('torch')})", highlight=False, markup=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _trainlab(
+    ctx: typer.Context,
+    version: Annotated[bool, typer.Option("--version", is_eager=True, callback=_print_version, help="print the versions of trainlab and torch")] = False,
+) -> None:
+    ctx.with_resource(notes_as_lines(errors))
+
+
+def _given(config: str | None, overrides: list[str] | None) -> list[str]:
+    """CONFIG and KEY=VALUE as typed: `trainlab run epochs=1` puts an override where CONFIG stands."""
+    return [*([config] if config is not None else []), *(overrides or [])]
 
 
 def _split_arguments(arguments: list[str]) -> tuple[str | None, list[str]]:
@@ -36,17 +66,41 @@ def _split_arguments(arguments: list[str]) -> tuple[str | None, list[str]]:
     return config, overrides
 
 
-@app.command()
+# Where a newcomer finds the keys that KEY=VALUE may set: the end of the help of every command that takes a config.
+CONFIG_KEYS = (
+    "Config keys: README.md, section Configs (top-level fields, the data/model/optimizer/scheduler/loss sections). "
+    "Names and their arguments: trainlab list models|presets|datasets|optimizers|schedulers|losses|augment."
+)
+ConfigArgument = Annotated[Optional[str], typer.Argument(
+    metavar="CONFIG", show_default=False,
+    help="a preset (trainlab list presets), a YAML file or a run folder; none: the embedded digits experiment",
+)]  # fmt: skip
+OverrideArguments = Annotated[Optional[list[str]], typer.Argument(
+    metavar="KEY=VALUE", show_default=False, help="config fields to change, e.g. optimizer.lr=3e-4 epochs=5",
+)]  # fmt: skip
+
+
+@app.command(cls=Command, epilog=f"""Examples:
+  trainlab run                                   the embedded digits, offline
+  trainlab run workshop/task1 epochs=1           a preset, one epoch
+  trainlab run my.yaml optimizer.lr=3e-4 seed=1  a config file and two changes
+  trainlab run runs/task1-20261123-101500        that run's experiment again
+  trainlab run --resume runs/task1-20261123-101500
+
+{CONFIG_KEYS}""")
 def run(
-    arguments: Annotated[Optional[list[str]], typer.Argument(metavar="CONFIG KEY=VALUE", help="a preset name, a YAML file or a run folder, then key=value overrides", show_default=False)] = None,
-    resume: Annotated[Optional[Path], typer.Option("--resume", help="continue the run in this run folder from its last checkpoint")] = None,
-    seeds: Annotated[int, typer.Option("--seeds", min=1, help="run this many seeds (seed, seed+1, ...) and compare them")] = 1,
+    spec: ConfigArgument = None,
+    overrides: OverrideArguments = None,
+    resume: Annotated[Optional[Path], typer.Option("--resume", metavar="RUN_FOLDER", help="continue the run in this run folder from its last checkpoint", show_default=False)] = None,
+    seeds: Annotated[int, typer.Option("--seeds", metavar="N", min=1, help="run N seeds (seed, seed+1, ...) and compare them")] = 1,
 ) -> None:
-    """Train a model, test it and write a run folder with metrics, plots, checkpoints and an HTML report."""
-    from trainlab.config import load_config
+    """Train a model, test it and write a run folder with its report.
+
+    The run folder (runs/NAME-TIME/) holds the resolved config, metrics, curves, checkpoints and report.html."""
+    from trainlab.config import SEED_MAX, load_config
     from trainlab.experiment import run_experiment
 
-    spec, overrides = _split_arguments(arguments or [])
+    spec, overrides = _split_arguments(_given(spec, overrides))
     if resume is not None:
         if spec or overrides or seeds > 1:
             raise UsageError("--resume takes the run folder alone: the run continues with the config saved in it")
@@ -55,13 +109,15 @@ def run(
         config, source = load_config(str(resume / "config.yaml"))
     else:
         config, source = load_config(spec, overrides)
+    if config.seed + seeds - 1 > SEED_MAX:
+        raise UsageError(f"--seeds {seeds} from seed {config.seed} goes past {SEED_MAX}, the largest seed torch takes")
     folders = []
     try:
         for offset in range(seeds):
             seeded = config.model_copy(update={"seed": config.seed + offset})
             folders.append(run_experiment(seeded, source, console=console, resume=resume).path)
-    except KeyboardInterrupt:
-        raise typer.Exit(130) from None  # the run folder says "interrupted" and how to resume
+    except KeyboardInterrupt as e:
+        raise Interrupted(e) from None  # the run folder says "interrupted" and how to resume
     if seeds > 1:
         _print_comparison([str(f) for f in folders], sort="val_acc", fmt="table")
 
@@ -77,41 +133,61 @@ def _print_comparison(paths: list[str], sort: str, fmt: str) -> list:
     return runs
 
 
-@app.command()
+@app.command(cls=Command, epilog="""Examples:
+  trainlab compare runs/ --sort test_acc
+  trainlab compare runs/task4-* --format markdown --plot curves.png""")
 def compare(
     runs: Annotated[list[str], typer.Argument(help="run folders, parent folders of runs, or globs")],
     sort: Annotated[str, typer.Option(help="val_acc, test_acc, f1, time, images_per_s, epochs, name or a config field")] = "val_acc",
     fmt: Annotated[str, typer.Option("--format", help="table, markdown, csv or html")] = "table",
     plot: Annotated[Optional[Path], typer.Option(help="also draw the validation curves of every run into this PNG")] = None,
 ) -> None:
-    """Compare runs in one table: the config fields that differ, results, and mean ± std over seeds."""
+    """Compare runs in one table: what differs, results, mean ± std over seeds.
+
+    A run whose run.json or metrics.csv is corrupt shows as `broken`, with a warning naming the file (exit 1 when
+    all are); a run whose process died without recording an end (kill -9, power loss) shows as `died`."""
     from trainlab.evaluation.plots import save_figure
     from trainlab.tools.compare import curves_figure
 
     loaded = _print_comparison(runs, sort, fmt)
+    broken = [run for run in loaded if run.problems]
+    for run in broken:
+        errors.print(f"warning: {'; '.join(run.problems)}: its row is marked broken", highlight=False, soft_wrap=True, markup=False)
     if plot is not None:
         save_figure(curves_figure(loaded), plot)
         console.print(f"curves: {plot}", highlight=False, soft_wrap=True, markup=False)
+    if broken and len(broken) == len(loaded):
+        raise typer.Exit(1)
 
 
-@app.command()
+@app.command(cls=Command, epilog=f"""Examples:
+  trainlab sweep my.yaml --method tpe --trials 30
+  trainlab sweep my.yaml --epochs 3 --workers 2
+  trainlab sweep --resume sweeps/my-20261123-101500
+
+The sweep: section names the fields to search and their choices or ranges (README.md, section Hyperparameter search).
+
+{CONFIG_KEYS}""")
 def sweep(
-    arguments: Annotated[Optional[list[str]], typer.Argument(metavar="CONFIG KEY=VALUE", help="a preset or YAML file with a sweep: section, then key=value overrides", show_default=False)] = None,
-    method: Annotated[Optional[str], typer.Option(help="grid, random, tpe, gp or bestball (default: the config's sweep.method)", show_default=False)] = None,
-    trials: Annotated[Optional[int], typer.Option(min=1, help="trials to run (default: every grid combination, else 20)", show_default=False)] = None,
-    timeout: Annotated[Optional[float], typer.Option(min=1, help="seconds after which no new trial starts", show_default=False)] = None,
-    epochs: Annotated[Optional[int], typer.Option(min=1, help="epochs of each trial; best-ball's epoch budget", show_default=False)] = None,
-    pruner: Annotated[Optional[str], typer.Option(help="median, halving or none (default: median, none for grid and bestball)", show_default=False)] = None,
-    workers: Annotated[int, typer.Option(min=1, help="trial processes on this machine, sharing its CPU threads")] = 1,
-    storage: Annotated[Optional[str], typer.Option(help="database URL of the study, shared by workers on several machines (postgresql://user@host/db); default: a journal file in the sweep folder", show_default=False)] = None,
-    study: Annotated[Optional[str], typer.Option(help="study name in --storage (default: the sweep's name); sweeps with the same name share their trials", show_default=False)] = None,
-    resume: Annotated[Optional[Path], typer.Option(help="continue the sweep in this sweep folder; finished trials are not run again", show_default=False)] = None,
-    replay: Annotated[Optional[Path], typer.Option(help="train the final schedule of this best-ball sweep from scratch as one run", show_default=False)] = None,
+    spec: Annotated[Optional[str], typer.Argument(metavar="CONFIG", help="a preset or YAML file with a sweep: section", show_default=False)] = None,
+    overrides: OverrideArguments = None,
+    method: Annotated[Optional[str], typer.Option(metavar="NAME", help="grid, random, tpe, gp or bestball (default: the config's sweep.method)", show_default=False)] = None,
+    trials: Annotated[Optional[int], typer.Option(metavar="N", min=1, help="trials to run (default: every grid combination, else 20)", show_default=False)] = None,
+    timeout: Annotated[Optional[float], typer.Option(metavar="SECONDS", min=1, help="seconds after which no new trial starts", show_default=False)] = None,
+    epochs: Annotated[Optional[int], typer.Option(metavar="N", min=1, help="epochs of each trial; best-ball's epoch budget", show_default=False)] = None,
+    pruner: Annotated[Optional[str], typer.Option(metavar="NAME", help="median, halving or none (default: median, none for grid and bestball)", show_default=False)] = None,
+    workers: Annotated[int, typer.Option(metavar="N", min=1, help="trial processes on this machine, sharing its CPU threads")] = 1,
+    storage: Annotated[Optional[str], typer.Option(metavar="URL", help="database URL of the study, shared by workers on several machines (postgresql://user@host/db); default: a journal file in the sweep folder", show_default=False)] = None,
+    study: Annotated[Optional[str], typer.Option(metavar="NAME", help="study name in --storage (default: the sweep's name); sweeps with the same name share their trials", show_default=False)] = None,
+    resume: Annotated[Optional[Path], typer.Option(metavar="SWEEP_FOLDER", help="continue the sweep in this sweep folder; finished trials are not run again", show_default=False)] = None,
+    replay: Annotated[Optional[Path], typer.Option(metavar="SWEEP_FOLDER", help="train the final schedule of this best-ball sweep from scratch as one run", show_default=False)] = None,
 ) -> None:
-    """Search hyperparameters over the config's sweep: section (grid, random, TPE, GP or best-ball), one run folder per trial."""
+    """Search hyperparameters over the config's sweep: section.
+
+    Grid, random, TPE, GP or best-ball search; one run folder per trial, in the sweep folder."""
     from trainlab.tools.sweep.study import resume_sweep, start_sweep
 
-    spec, overrides = _split_arguments(arguments or [])
+    spec, overrides = _split_arguments(_given(spec, overrides))
     options = {"sweep.method": method, "sweep.trials": trials, "sweep.timeout": timeout, "sweep.pruner": pruner, "epochs": epochs}
     given = [f"{key}={value}" for key, value in options.items() if value is not None]
     if replay is not None:
@@ -135,18 +211,25 @@ def sweep(
         raise typer.Exit(130) from None  # trials.csv is written; the message says how to resume
 
 
-@app.command("show-data")
+@app.command("show-data", cls=Command, epilog=f"""Examples:
+  trainlab show-data workshop/task1 -o samples.png
+  trainlab show-data cifar10/preact_resnet augment.flip_p=1 --count 16
+
+{CONFIG_KEYS}""")
 def show_data(
-    arguments: Annotated[Optional[list[str]], typer.Argument(metavar="CONFIG KEY=VALUE", help="a preset name, a YAML file or a run folder, then key=value overrides", show_default=False)] = None,
-    output: Annotated[Path, typer.Option("--output", "-o", help="PNG to write")] = Path("samples.png"),
-    count: Annotated[int, typer.Option(min=1, max=256, help="how many training images")] = 64,
+    spec: ConfigArgument = None,
+    overrides: OverrideArguments = None,
+    output: Annotated[Path, typer.Option("--output", "-o", metavar="PNG", help="the picture to write")] = Path("samples.png"),
+    count: Annotated[int, typer.Option(metavar="N", min=1, max=256, help="how many training examples")] = 64,
 ) -> None:
-    """Draw a grid of training images as the model gets them (augmented), with their labels; print texts as tokens."""
+    """Draw the training images as the model gets them (augmented).
+
+    A grid of N training images, augmented, with their labels; for a text dataset, the texts as vocabulary tokens."""
     from trainlab.config import load_config
     from trainlab.data.text import TextData
     from trainlab.experiment import load_data, write_sample_grid
 
-    config, _ = load_config(*_split_arguments(arguments or []))
+    config, _ = load_config(*_split_arguments(_given(spec, overrides)))
     data = load_data(config)
     if isinstance(data, TextData):  # the first training batches' texts, as vocabulary tokens (<unk> shown)
         for label, tokens in data.preview(count):
@@ -156,48 +239,75 @@ def show_data(
     console.print(f"{count} training samples: {output}", highlight=False, soft_wrap=True, markup=False)
 
 
-@app.command()
+@app.command(cls=Command, epilog=f"""Examples:
+  trainlab summary workshop/task1 --graph task1.svg
+  trainlab summary vgg16 --input 3x224x224 num_classes=1000
+  trainlab summary runs/task1-20261123-101500 --depth 1
+
+{CONFIG_KEYS}""")
 def summary(
-    arguments: Annotated[Optional[list[str]], typer.Argument(metavar="SPEC KEY=VALUE", help="a preset, YAML file or run folder; a registered model with --input; or FILE.py:NAME; then key=value overrides (for a model: its arguments and num_classes, default 10)", show_default=False)] = None,
-    inputs: Annotated[Optional[list[str]], typer.Option("--input", help="shape of one example without the batch, e.g. 3x32x32; once per input of the model", show_default=False)] = None,
-    depth: Annotated[Optional[int], typer.Option(min=1, help="fold modules nested deeper than this into their parent's row")] = None,
-    graph: Annotated[Optional[Path], typer.Option(help="also draw the model into this .svg, .png or .pdf (with Graphviz), beside its .dot source")] = None,
-    batch_size: Annotated[Optional[int], typer.Option("--batch-size", min=1, help="show this batch size instead of None, with the memory of the layer outputs")] = None,
+    spec: Annotated[Optional[str], typer.Argument(metavar="SPEC", help="a preset, YAML file or run folder; a registered model with --input (trainlab list models); or FILE.py:NAME", show_default=False)] = None,
+    overrides: Annotated[Optional[list[str]], typer.Argument(metavar="KEY=VALUE", help="config fields to change; for a model: its arguments and num_classes (default 10)", show_default=False)] = None,
+    inputs: Annotated[Optional[list[str]], typer.Option("--input", metavar="SHAPE", help="shape of one example without the batch, e.g. 3x32x32; once per input of the model", show_default=False)] = None,
+    depth: Annotated[Optional[int], typer.Option(metavar="N", min=1, help="fold modules nested deeper than this into their parent's row")] = None,
+    graph: Annotated[Optional[Path], typer.Option(metavar="FILE", help="also draw the model into this .svg, .png or .pdf (with Graphviz), beside its .dot source")] = None,
+    batch_size: Annotated[Optional[int], typer.Option("--batch-size", metavar="N", min=1, help="show this batch size instead of None, with the memory of the layer outputs")] = None,
 ) -> None:
-    """Show a model's layers, output shapes, parameters and multiply-adds, like Keras's model.summary()."""
+    """Show a model's layers, shapes, parameters and multiply-adds.
+
+    One row per layer, like Keras's model.summary(); --graph also draws it."""
     from trainlab.tools.model_graph import check_graph_path, write_graph
     from trainlab.tools.summary import summarize_spec
 
     if graph is not None:
         check_graph_path(graph)
-    spec, overrides = _split_arguments(arguments or [])
+    spec, overrides = _split_arguments(_given(spec, overrides))
     result = summarize_spec(spec, overrides, inputs or [], depth=depth, batch_size=batch_size)
     console.print(result.text(), highlight=False, soft_wrap=True, markup=False, end="")
     if graph is not None:
         console.print(write_graph(result, graph), highlight=False, soft_wrap=True, markup=False)
 
 
-@app.command("eval")
+@app.command("eval", cls=Command, epilog="""Examples:
+  trainlab eval runs/task1-20261123-101500 --checkpoint last
+  trainlab eval runs/task1-20261123-101500 data.root=/new/place/cifar10-jpeg""")
 def evaluate(
-    run_dir: Annotated[Path, typer.Argument(help="a run folder")],
-    checkpoint: Annotated[str, typer.Option(help="best or last")] = "best",
+    run_dir: Annotated[Path, typer.Argument(metavar="RUN_FOLDER", help="a run folder")],
+    overrides: Annotated[Optional[list[str]], typer.Argument(metavar="KEY=VALUE", help="data.* keys, for data that moved: data.root=/new/place, data.eval_batch_size=256", show_default=False)] = None,
+    checkpoint: Annotated[str, typer.Option(metavar="best|last", help="the checkpoint to test")] = "best",
 ) -> None:
-    """Re-evaluate a run's checkpoint on the test set; rewrites its test files and report."""
-    from trainlab.experiment import evaluate_run
+    """Test a run's checkpoint again, on its data or on data that moved.
+
+    The results go to RUN/evaluations/<checkpoint>-<time>/ and run.json's `evaluations`; the run's own test
+    result stays as training recorded it."""
+    from trainlab.tools.evaluate import evaluate_run
 
     if checkpoint not in ("best", "last"):
         raise UsageError(f"--checkpoint: expected best or last, got '{checkpoint}'")
-    results = evaluate_run(run_dir, checkpoint)
-    console.print(results.report_text(), highlight=False, soft_wrap=True)
-    console.print(f"test accuracy {results.accuracy:.4f} ({checkpoint} checkpoint of {run_dir})", highlight=False, soft_wrap=True)
+    if "=" in str(run_dir) and not run_dir.is_dir():
+        raise UsageError(f"'{run_dir}': the run folder comes first, then key=value overrides: trainlab eval RUN data.root=...")
+    evaluation = evaluate_run(run_dir, checkpoint, overrides or [])
+    record = evaluation.record
+    console.print(evaluation.results.report_text(), highlight=False, soft_wrap=True, markup=False)
+    console.print(f"test accuracy {record['test_acc']:.4f}, macro F1 {record['test_macro_f1']:.4f} ({checkpoint} checkpoint, "
+                  f"epoch {record['epoch']}) on {record['data_source']}", highlight=False, soft_wrap=True, markup=False)  # fmt: skip
+    console.print(f"results: {evaluation.path} (the run's own test result in run.json is unchanged)",
+                  highlight=False, soft_wrap=True, markup=False)  # fmt: skip
 
 
-@app.command("list")
+@app.command("list", cls=Command, epilog="""Examples:
+  trainlab list presets
+  trainlab list models 'vgg*'
+  trainlab list schedulers
+
+Each name is what a config's section takes (model.name: vgg16); the arguments shown are that section's other keys.""")
 def list_(
-    what: Annotated[str, typer.Argument(help=f"one of: {', '.join(LISTABLE)}")] = "models",
-    pattern: Annotated[str, typer.Argument(help="glob pattern, e.g. 'workshop*'")] = "*",
+    what: Annotated[str, typer.Argument(metavar="WHAT", help=f"one of: {', '.join(LISTABLE)}")] = "models",
+    pattern: Annotated[str, typer.Argument(metavar="PATTERN", help="glob pattern, e.g. 'workshop*'")] = "*",
 ) -> None:
-    """List what a config may name: models, presets, datasets, optimizers, schedulers, losses."""
+    """List what a config may name, with its arguments.
+
+    Models, presets, datasets, optimizers, schedulers, losses, and the augment keys."""
     from trainlab.config import section_registries, list_presets
     from trainlab.registry import did_you_mean
 
@@ -224,30 +334,58 @@ def list_(
         console.print(f"[bold]{name:<16}[/] {registry.describe(name)}\n{'':<17}[dim]{args}[/]", highlight=False, soft_wrap=True)
 
 
-@app.command()
+@app.command(cls=Command, epilog=f"""Examples:
+  trainlab doctor workshop/task1
+  trainlab doctor my.yaml --only initial_loss,lr
+  trainlab doctor runs/task1-20261123-101500    a finished run's curves
+
+{CONFIG_KEYS}""")
 def doctor(
-    arguments: Annotated[Optional[list[str]], typer.Argument(metavar="CONFIG KEY=VALUE", help="a preset name, a YAML file or a run folder, then key=value overrides", show_default=False)] = None,
-    only: Annotated[Optional[str], typer.Option("--only", help="comma-separated checks: initial_loss, data, seeds, overfit (overfit_example, overfit_batch), lr, health, curves")] = None,
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="report folder; default: <run folder>/doctor, or <output_dir>/doctor/<name>-<time>")] = None,
+    spec: ConfigArgument = None,
+    overrides: OverrideArguments = None,
+    only: Annotated[Optional[str], typer.Option("--only", metavar="CHECKS", help="comma-separated checks: initial_loss, data, seeds, overfit (overfit_example, overfit_batch), lr, health, curves", show_default=False)] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", metavar="FOLDER", help="report folder; default: <run folder>/doctor, or <output_dir>/doctor/<name>-<time>", show_default=False)] = None,
 ) -> None:
-    """Check a config before training (initial loss, data, seeds, overfitting, learning rate, gradients, a short run's curves), or diagnose a run folder's curves. Exit 1 when a check fails."""
+    """Check a config before training, or diagnose a run's curves.
+
+    Checks the initial loss, the data, the seeds, overfitting, the learning rate, the gradients and a short run's curves; on a run folder, its curves. Exit 1 when a check fails."""
     from trainlab.config import load_config
     from trainlab.tools.doctor import run_doctor, select_checks
 
     select_checks(only)  # an unknown check name stops here, before any data is read
-    config, source = load_config(*_split_arguments(arguments or []))
+    config, source = load_config(*_split_arguments(_given(spec, overrides)))
     if run_doctor(config, source, only, output, console).failed:
         raise typer.Exit(1)
 
 
+for _command in app.registered_commands:
+    _command.callback = interrupts_as_errors(_command.callback)
+
+
 def main() -> None:
+    stop_on_signals()  # SIGTERM and SIGHUP stop a run like Ctrl-C: recorded as interrupted, resumable
     try:
-        app()  # typer answers its own usage errors (exit 2) and --help
-    except TrainlabError as e:
-        errors.print(Text.assemble(("error: ", "bold red"), str(e)), highlight=False, soft_wrap=True)
+        app(prog_name="trainlab")  # typer answers its own usage errors (exit 2) and --help
+    except Interrupted as e:
+        if not e.reported:
+            _print_error(str(e), style="bold yellow", label="")
         sys.exit(e.exit_code)
-    except KeyboardInterrupt:
-        sys.exit(130)
+    except TrainlabError as e:
+        _print_error(str(e))
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt as e:  # outside a command (while importing)
+        sys.exit(exit_code(e))
+    except OSError as e:  # an accident outside a run folder: a full disk, a read-only or vanished folder
+        _print_error(f"{e.filename + ': ' if e.filename else ''}{e.strerror or e}")
+        sys.exit(1)
+
+
+def _print_error(message: str, style: str = "bold red", label: str = "error: ") -> None:
+    try:
+        errors.print(Text.assemble((label, style), message) if label else Text(message, style=style),
+                     highlight=False, soft_wrap=True)  # fmt: skip
+    except OSError:
+        pass  # stderr is gone too (a closed terminal)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ the builder's signature, so `optimizer.lrr` is refused at load, before any data 
 from __future__ import annotations
 
 import copy
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,16 @@ from pydantic import BaseModel, ConfigDict, Field
 from trainlab.errors import ConfigError
 from trainlab.registry import Registry, arguments_schema, configurable_arguments, did_you_mean
 from trainlab.tools.sweep.schema import SweepConfig
+
+
+# What torch.manual_seed takes: a 64-bit integer, signed or not.
+SEED_MIN, SEED_MAX = -(2**63), 2**64 - 1
+
+
+def _check_seed(value: int | None) -> int | None:
+    if value is not None and not SEED_MIN <= value <= SEED_MAX:
+        raise ValueError(f"got {value}; a seed must lie in {SEED_MIN}..{SEED_MAX} (-2**63..2**64-1, what torch.manual_seed takes)")
+    return value
 
 
 class Section(BaseModel):
@@ -52,7 +63,10 @@ class DataConfig(BuilderSection):
     @pydantic.field_serializer("val_size")
     def _count_as_an_int(self, value: float) -> float | int:
         return int(value) if value >= 1 and value == int(value) else value  # "val_size: 5000", not 5000.0
-    split_seed: int | None = Field(None, description="seed of the train/validation split; default: the run's seed")
+    split_seed: int | None = Field(
+        None, description="seed of the train/validation split, -2**63..2**64-1; default: the run's seed"
+    )
+    _split_seed_range = pydantic.field_validator("split_seed")(_check_seed)
 
 
 class ModelConfig(BuilderSection):
@@ -88,7 +102,7 @@ class EarlyStoppingConfig(Section):
 
 class ExperimentConfig(Section):
     name: str | None = Field(None, description="run name, the prefix of the run folder; default: preset or file name")
-    seed: int = Field(0, description="seeds Python, NumPy and torch, the split and the shuffling")
+    seed: int = Field(0, description="seeds Python, NumPy and torch, the split and the shuffling; -2**63..2**64-1")
     epochs: int = Field(15, gt=0, description="passes over the training split")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: cuda when available, else cpu")
     precision: Literal["auto", "fp32", "bf16"] = Field(
@@ -100,6 +114,9 @@ class ExperimentConfig(Section):
     monitor: Literal["val/acc", "val/loss"] = Field("val/acc", description="metric that picks checkpoints/best.pt")
     test_checkpoint: Literal["best", "last"] = Field("best", description="weights evaluated on the test set")
     output_dir: str = Field("runs", description="folder that receives run folders")
+    threads: Literal["auto"] | int = Field(
+        "auto", description="CPU threads of torch; auto: all cores, fewer while other processes keep cores busy"
+    )
     progress: bool = Field(True, description="show a progress bar in a terminal")
     init: str = Field("default", description="initialisation of conv and linear weights (biases zeroed): default, "
                       "xavier_uniform, xavier_normal, kaiming_uniform, kaiming_normal")
@@ -114,6 +131,15 @@ class ExperimentConfig(Section):
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
     loss: LossConfig = Field(default_factory=LossConfig)
     sweep: SweepConfig | None = Field(None, description="hyperparameter search for `trainlab sweep`; `trainlab run` ignores it")
+
+    @pydantic.field_validator("threads")
+    @classmethod
+    def _positive_threads(cls, value: str | int) -> str | int:
+        if value != "auto" and value < 1:
+            raise ValueError(f"expected auto or a number of threads >= 1, got {value}")
+        return value
+
+    _seed_range = pydantic.field_validator("seed")(_check_seed)
 
     @pydantic.field_validator("init")
     @classmethod
@@ -161,6 +187,7 @@ class ConfigSource:
     path: Path | None = None
     text: str = ""
     lines: dict[tuple[str, ...], int] = field(default_factory=dict)  # dotted path -> line in `path`
+    document: Any = None  # `text` parsed
 
 
 def preset_dirs() -> list[Path]:
@@ -185,15 +212,19 @@ def list_presets(pattern: str = "*") -> dict[str, Path]:
     return {k: v for k, v in sorted(presets.items()) if fnmatch.fnmatch(k, pattern)}
 
 
+# A run folder is named <name>-<YYYYmmdd-HHMMSS>, with -2, -3, ... for runs started in the same second.
+RUN_FOLDER_STAMP = re.compile(r"-\d{8}-\d{6}(-\d+)?$")
+
+
 def resolve_source(spec: str | None) -> ConfigSource:
     """A config file, a run folder (its config.yaml), or a preset name; None is the embedded default."""
     if spec is None:
         return ConfigSource(label="embedded default", run_name="default")
     path = Path(spec).expanduser()
     if path.is_dir() and (path / "config.yaml").is_file():
-        return _read_source(path / "config.yaml", f"run folder {path}", path.name.rsplit("-", 2)[0])
+        return _read_source(path / "config.yaml", f"run folder {path}", run_name_of(path))
     if path.is_file():
-        return _read_source(path, f"file {path}", path.stem)
+        return _read_source(path, f"file {path}", _file_run_name(path))
     presets = list_presets()
     name = spec.removesuffix(".yaml")
     if name in presets:
@@ -206,30 +237,71 @@ def resolve_source(spec: str | None) -> ConfigSource:
     )
 
 
+def run_name_of(folder: Path) -> str:
+    """The name a run folder was made with: runs/task1-20261123-101500 -> task1."""
+    name = folder.resolve().name
+    return RUN_FOLDER_STAMP.sub("", name) or name
+
+
+def _file_run_name(path: Path) -> str:
+    """A file's stem, except a run folder's config.yaml: that run's name, so a re-run keeps it."""
+    folder = path.resolve().parent
+    is_run = RUN_FOLDER_STAMP.search(folder.name) or (folder / "run.json").is_file()
+    return run_name_of(folder) if path.name == "config.yaml" and is_run else path.stem
+
+
 def _read_source(path: Path, label: str, run_name: str) -> ConfigSource:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path}: cannot read config ({e})") from None
-    return ConfigSource(label=label, run_name=run_name, path=path, text=text, lines=_line_numbers(path, text))
+    document, lines = _parse_yaml(path, text)
+    return ConfigSource(label=label, run_name=run_name, path=path, text=text, lines=lines, document=document)
 
 
-def _line_numbers(path: Path, text: str) -> dict[tuple[str, ...], int]:
-    """Line of every key in a YAML text, keyed by its dotted path (for error messages)."""
+def _parse_yaml(path: Path, text: str) -> tuple[Any, dict[tuple[str, ...], int]]:
+    """A YAML text's document and the line of every key, by dotted path (for error messages).
+    A key written twice in one mapping is refused: YAML would silently keep the last."""
+    loader = yaml.SafeLoader(text)
     try:
-        root = yaml.compose(text)
+        root = loader.get_single_node()
+        lines = _key_lines(path, root)
+        return (loader.construct_document(root) if root is not None else None), lines
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f", line {mark.line + 1}" if mark else ""
         problem = getattr(e, "problem", None) or str(e)
         raise ConfigError(f"{path}{where}: not valid YAML ({problem})") from None
+    finally:
+        loader.dispose()
+
+
+def _key_lines(path: Path, root: yaml.Node | None) -> dict[tuple[str, ...], int]:
     lines: dict[tuple[str, ...], int] = {}
+    seen: set[int] = set()  # an anchored node is walked once, however many aliases name it
 
     def walk(node: yaml.Node, prefix: tuple[str, ...]) -> None:
-        if isinstance(node, yaml.MappingNode):
+        if id(node) in seen:
+            return
+        seen.add(id(node))
+        if isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                walk(item, (*prefix, str(i)))
+        elif isinstance(node, yaml.MappingNode):
+            first: dict[tuple[str, str], int] = {}
             for key, value in node.value:
+                if key.tag == "tag:yaml.org,2002:merge":  # `<<: *base` may repeat keys: that is its purpose
+                    continue
                 here = (*prefix, str(key.value))
-                lines[here] = key.start_mark.line + 1
+                line = key.start_mark.line + 1
+                if isinstance(key, yaml.ScalarNode):
+                    if (key.tag, key.value) in first:
+                        raise ConfigError(
+                            f"{path}: key '{'.'.join(here)}' is written twice, on lines {first[key.tag, key.value]} "
+                            f"and {line}; YAML would keep only the last: delete one"
+                        )
+                    first[key.tag, key.value] = line
+                lines[here] = line
                 walk(value, here)
 
     if root is not None:
@@ -286,13 +358,32 @@ def load_raw_config(
 ) -> tuple[dict[str, Any], ConfigSource, dict[tuple[str, ...], str]]:
     """The config as written, overrides applied, not yet validated; with its source and each override's text."""
     source = resolve_source(spec)
-    raw: Any = yaml.safe_load(source.text) if source.text else {}
+    raw: Any = copy.deepcopy(source.document)
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{source.path}: expected a mapping of config fields at the top level, got {type(raw).__name__}")
     raw, origin = apply_overrides(raw, overrides or [])
+    _resolve_data_root(raw, source, origin)
     return raw, source, origin
+
+
+def _resolve_data_root(raw: dict[str, Any], source: ConfigSource, origin: dict[tuple[str, ...], str]) -> None:
+    """Make a relative `data.root` absolute, so the run folder's config.yaml reads the same data from anywhere:
+    relative to the config file's folder when written in it, to the current folder when given as an override
+    (or when that does not exist and $TRAINLAB_DATA holds it: `data.root=cifar10-jpeg`); `~` expanded."""
+    data = raw.get("data")
+    if not isinstance(data, dict) or not isinstance(data.get("root"), str) or not data["root"].strip():
+        return
+    root = Path(data["root"]).expanduser()
+    if not root.is_absolute():
+        from trainlab.data.base import data_root
+
+        written_in_file = ("data", "root") not in origin and ("data",) not in origin and source.path is not None
+        base = source.path.resolve().parent if written_in_file else Path.cwd()  # type: ignore[union-attr]
+        candidates = [base / root, data_root() / root]
+        root = next((c for c in candidates if c.exists()), candidates[0])
+    data["root"] = os.path.normpath(root)
 
 
 def validate_config(
@@ -320,6 +411,12 @@ def validate_config(
             raise _config_error(e, (section,), source, origin, None, allowed) from None
         for key, value in parsed.items():
             setattr(part, key, value)
+    warmup = config.scheduler.args
+    if warmup.get("warmup_epochs") and warmup.get("warmup_steps"):  # which one was meant cannot be guessed
+        raise ConfigError(
+            f"{_where(source, origin, ('scheduler', 'warmup_steps'))}: scheduler.warmup_epochs={warmup['warmup_epochs']:g} "
+            f"and scheduler.warmup_steps={warmup['warmup_steps']} both set the warmup; set one of them to 0"
+        )
     return config
 
 

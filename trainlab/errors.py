@@ -22,3 +22,12 @@ class ConfigError(UsageError):
 
 class DataError(TrainlabError):
     """A dataset file is missing, unreadable or not what was expected; the message names the file."""
+
+
+class ConfigNote(UserWarning):
+    """A config value that trainlab adjusted to fit the run, with what it used instead; the CLI prints it as a note."""
+
+
+class DataWarning(UserWarning):
+    """Something about the data that the user should know but that does not stop a run: a cache
+    that cannot be written, a class folder left out. Python shows each message once per process."""

@@ -19,7 +19,7 @@ from PIL import Image
 from rich.console import Console
 from torch import nn
 
-from trainlab.config import ConfigSource, ExperimentConfig, load_config
+from trainlab.config import ConfigSource, ExperimentConfig
 from trainlab.data import DATASETS
 from trainlab.data.augment import build_augment
 from trainlab.data.loader import DataBundle, prepare_data
@@ -30,11 +30,13 @@ from trainlab.engine.callbacks import (
     MetricsCSV,
     NonFiniteLossGuard,
     ProgressBar,
+    StopAtStepEnd,
     TensorBoardLogger,
 )
 from trainlab.engine.checkpoint import load_checkpoint, restore
 from trainlab.engine.device import Placement, resolve_placement
 from trainlab.engine.loop import Callback, Trainer
+from trainlab.engine.threads import CPUThreads
 from trainlab.engine.regularization import EarlyStopping, GradientClipping, PenaltyTerms
 from trainlab.engine.losses import LOSSES
 from trainlab.engine.optim import OPTIMIZERS, SCHEDULERS
@@ -46,7 +48,8 @@ from trainlab.evaluation.report import write_html_report
 from trainlab.models import MODELS, build_model
 from trainlab.models.init import initialize
 from trainlab.models.registry import reads_text
-from trainlab.run_folder import RunFolder, environment
+from trainlab.run_folder import Heartbeat, RunFolder, disk_error, environment
+from trainlab.utils.signals import interruption, mark_reported
 from trainlab.tools.summary import summarize
 from trainlab.utils.io import write_json, write_text
 
@@ -154,10 +157,12 @@ def _as_config_error(section: str, name: str) -> Iterator[None]:
         raise ConfigError(f"{section} '{name}': {e}") from None
 
 
-def build_callbacks(config: ExperimentConfig, experiment: Experiment, folder: RunFolder, console: Console) -> list[Callback]:
+def build_callbacks(
+    config: ExperimentConfig, experiment: Experiment, folder: RunFolder, console: Console, threads: CPUThreads | None = None,
+) -> list[Callback]:
     """The callbacks of a run, in firing order."""
     reg, stop = config.regularization, config.early_stopping
-    callbacks: list[Callback] = [NonFiniteLossGuard()]
+    callbacks: list[Callback] = [threads or CPUThreads(config.threads), NonFiniteLossGuard()]
     if reg.l1 or reg.l2:
         callbacks.insert(0, PenaltyTerms(reg.l1, reg.l2))
     if reg.clip_grad_norm or reg.clip_grad_value:
@@ -168,8 +173,10 @@ def build_callbacks(config: ExperimentConfig, experiment: Experiment, folder: Ru
         callbacks.append(EarlyStopping(stop.monitor, stop.patience, stop.min_delta, stop.restore_best_weights))
     callbacks += [
         Checkpointer(folder.checkpoints, config.to_dict(), config.monitor),
+        Heartbeat(folder),
         TensorBoardLogger(folder.path / "tb"),
         ProgressBar(console, live=config.progress, unit="texts/s" if isinstance(experiment.data, TextData) else "img/s"),
+        StopAtStepEnd(),
     ]
     return callbacks
 
@@ -182,18 +189,47 @@ def run_experiment(
     `init_from` starts a new one from another run's checkpoint (weights, optimizer, schedule, epoch, RNG);
     `extra_callbacks` fire after the run's own."""
     console = console or Console()
+    threads = CPUThreads(config.threads)  # measures the machine's load from here on
     seed_everything(config.seed)
     if resume is not None:
         folder = RunFolder.open(resume)
+        finished = UsageError(f"{folder.path} has already finished; `trainlab eval {folder.path}` tests it again")
+        if folder.read_run().get("status") == "finished":
+            raise finished
+        folder.claim()  # refused while another process trains this run
         state = load_checkpoint(folder.checkpoints / "last.pt")
-        if state["trainer"]["epoch"] >= config.epochs or folder.read_run().get("status") == "finished":
-            raise UsageError(f"{folder.path} has already finished; `trainlab eval {folder.path}` tests it again")
+        if state["trainer"]["epoch"] >= config.epochs:
+            raise finished
     else:
         state = load_checkpoint(init_from) if init_from is not None else None
     experiment = build_experiment(config)
     if resume is None:
         folder = RunFolder.create(Path(config.output_dir), config.name or source.run_name)
-        folder.write_config(config.to_yaml())
+        try:
+            folder.claim()
+            folder.write_config(config.to_yaml())
+        except OSError as e:
+            raise disk_error(folder, e) from None
+    try:
+        return _train_in_folder(config, source, experiment, folder, state, console, threads, resume, init_from, extra_callbacks)
+    except OSError as e:  # a full disk, a folder made read-only or removed under the run: one message, no traceback
+        _record_failure(folder, e)
+        raise disk_error(folder, e) from None
+    finally:
+        threads.restore()
+
+
+def _record_failure(folder: RunFolder, error: BaseException, **fields) -> None:
+    try:
+        folder.update_run(status="failed", error=str(error) or type(error).__name__, **fields)
+    except OSError:
+        pass  # the disk is full or gone: the run is recognised as dead by its process (trainlab compare)
+
+
+def _train_in_folder(
+    config: ExperimentConfig, source: ConfigSource, experiment: Experiment, folder: RunFolder, state: dict | None,
+    console: Console, threads: CPUThreads, resume: Path | None, init_from: Path | None, extra_callbacks: Sequence[Callback],
+) -> RunFolder:
     env = environment(config.seed, experiment.placement)
     write_json(folder.path / "env.json", env)
     data = experiment.data
@@ -212,7 +248,7 @@ def run_experiment(
         for line in write_text_data(data, experiment.model, folder.path):
             console.print(line, highlight=False, soft_wrap=True, markup=False)
 
-    callbacks = [*build_callbacks(config, experiment, folder, console), *extra_callbacks]
+    callbacks = [*build_callbacks(config, experiment, folder, console, threads), *extra_callbacks]
     tensorboard = next(cb for cb in callbacks if isinstance(cb, TensorBoardLogger))
     checkpointer = next(cb for cb in callbacks if isinstance(cb, Checkpointer))
     stopper = next((cb for cb in callbacks if isinstance(cb, EarlyStopping)), None)
@@ -235,8 +271,10 @@ def run_experiment(
     try:
         trainer.fit()
         seconds = time.perf_counter() - started
+        tested_epoch = trainer.epoch
         if config.test_checkpoint == "best" and (folder.checkpoints / "best.pt").is_file():
             trainer.model.load_state_dict(load_checkpoint(folder.checkpoints / "best.pt")["model"])
+            tested_epoch = checkpointer.best_epoch
         results = evaluate_test_set(trainer, data, folder)
         with Image.open(folder.path / CONFUSION_PNG) as picture:  # drawn once, for the file and for TensorBoard
             tensorboard.add_image("test/confusion_matrix", np.asarray(picture.convert("RGB")), trainer.global_step)
@@ -244,29 +282,41 @@ def run_experiment(
         folder.update_run(
             status="finished", train_seconds=round(seconds_before + seconds, 2),
             epochs_completed=trainer.epoch, best_epoch=checkpointer.best_epoch, best_val=checkpointer.best,
-            monitor=config.monitor, tested_checkpoint=config.test_checkpoint, test_acc=results.accuracy,
+            monitor=config.monitor, tested_checkpoint=config.test_checkpoint, tested_epoch=tested_epoch, test_acc=results.accuracy,
             test_macro_f1=report["macro avg"]["f1-score"], final_train_loss=trainer.history[-1]["train_loss"],
             final_val_acc=trainer.history[-1]["val_acc"], early_stopped_at=stopper.stopped_epoch if stopper else None,
+            threads=threads.summary(),
         )  # fmt: skip
         console.print(
             f"test accuracy {results.accuracy:.4f}, macro F1 {report['macro avg']['f1-score']:.4f} "
-            f"({config.test_checkpoint} checkpoint, epoch {checkpointer.best_epoch if config.test_checkpoint == 'best' else trainer.epoch})",
+            f"({config.test_checkpoint} checkpoint, epoch {tested_epoch})",
             highlight=False, soft_wrap=True,
         )
-    except KeyboardInterrupt:
-        folder.update_run(status="interrupted", epochs_completed=trainer.epoch)
-        console.print(f"interrupted after epoch {trainer.epoch}; continue with: trainlab run --resume {folder.path}")
+    except KeyboardInterrupt as e:  # Ctrl-C, SIGTERM, SIGHUP
+        folder.update_run(status="interrupted", epochs_completed=trainer.epoch, threads=threads.summary())
+        console.print(f"{interruption(e)} after epoch {trainer.epoch}; continue with: trainlab run --resume {folder.path}",
+                      highlight=False, soft_wrap=True, markup=False)  # fmt: skip
+        mark_reported(e)
         raise
     except BaseException as e:
-        folder.update_run(status="failed", epochs_completed=trainer.epoch, error=str(e) or type(e).__name__)
+        _record_failure(folder, e, epochs_completed=trainer.epoch)
         raise
     finally:
-        tensorboard.close()
-        if trainer.history:
-            save_figure(curves_figure(trainer.history), folder.path / "curves.png")
-        write_html_report(folder.path)
+        _write_closing_files(folder, tensorboard, trainer.history)
     console.print(f"report: {folder.path / 'report.html'}", highlight=False, soft_wrap=True)
     return folder
+
+
+def _write_closing_files(folder: RunFolder, tensorboard: TensorBoardLogger, history: list[dict]) -> None:
+    """Curves and report, also after an error; on a full disk the error that stopped the run is the one to report."""
+    try:
+        tensorboard.close()
+        if history:
+            save_figure(curves_figure(history), folder.path / "curves.png")
+        write_html_report(folder.path)
+    except OSError:
+        if folder.read_run().get("status") in ("finished", "running"):
+            raise
 
 
 def write_text_data(data: TextData, model: nn.Module, folder: Path) -> list[str]:
@@ -296,22 +346,4 @@ def evaluate_test_set(trainer: Trainer, data: DataBundle, folder: RunFolder) -> 
     confidence, predicted = probabilities.max(1)
     results = TestResults(targets.cpu().numpy(), predicted.cpu().numpy(), confidence.cpu().numpy(), data.classes)
     write_test_results(folder.path, results)
-    return results
-
-
-def evaluate_run(run_dir: Path, checkpoint: str = "best") -> TestResults:
-    """`trainlab eval`: rebuild a run's data and model, load a checkpoint, test it, rewrite the test files."""
-    folder = RunFolder.open(run_dir)
-    config, _ = load_config(str(folder.path / "config.yaml"))
-    state = load_checkpoint(folder.checkpoints / f"{checkpoint}.pt")
-    experiment = build_experiment(config)
-    experiment.model.load_state_dict(state["model"])
-    trainer = Trainer(
-        experiment.model, experiment.optimizer, experiment.loss_fn, experiment.data.train, None,
-        epochs=config.epochs, placement=experiment.placement,
-    )  # fmt: skip
-    results = evaluate_test_set(trainer, experiment.data, folder)
-    folder.update_run(tested_checkpoint=checkpoint, test_acc=results.accuracy,
-                      test_macro_f1=results.report_dict()["macro avg"]["f1-score"])  # fmt: skip
-    write_html_report(folder.path)
     return results

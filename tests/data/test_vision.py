@@ -1,7 +1,11 @@
 import hashlib
 import os
 import pickle
+import re
+import subprocess
+import sys
 import tarfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +13,8 @@ import pytest
 from PIL import Image
 
 from trainlab.data import vision
-from trainlab.data.base import DATASETS, FIXED_SHAPES, dataset_shape
+from trainlab.utils import io
+from trainlab.data.base import DATASETS, FIXED_SHAPES, DataWarning, dataset_shape
 from trainlab.data.vision import load_image_folder, read_image_folder
 from trainlab.errors import DataError, UsageError
 
@@ -111,6 +116,99 @@ def test_a_half_written_cache_without_its_json_is_not_used(tmp_path, monkeypatch
     assert not isinstance(arrays.images, np.memmap) and len(arrays) == 5
 
 
+def test_folders_whose_paths_differ_only_in_punctuation_keep_their_own_caches(tmp_path, monkeypatch):
+    spaced, dashed = make_split(tmp_path / "my pets" / "train"), make_split(tmp_path / "my-pets" / "train")
+    deep = make_split(tmp_path.joinpath(*["a-rather-long-folder-name"] * 12) / "train")
+    for root in (spaced, dashed, deep):
+        load_image_folder(root)
+    assert len(cache_files(tmp_path)) == 9 and max(map(len, cache_files(tmp_path))) < 100
+    monkeypatch.setattr(vision, "_decode_image", fail_to_decode)
+    for root in (spaced, dashed, deep):
+        assert isinstance(load_image_folder(root)[0].images, np.memmap), root
+
+
+def test_the_caches_of_an_earlier_naming_are_retired_when_the_folder_is_cached_again(tmp_path):
+    root = make_split(tmp_path / "train")
+    load_image_folder(root)
+    cache = tmp_path / "cache"
+    old = re.sub(r"[^A-Za-z0-9]+", "-", str(root.resolve())).strip("-") + "-0123456789abcdef"
+    for path in list(cache.iterdir()):
+        path.rename(cache / (old + path.name[path.name.index("."):]))
+    load_image_folder(root)
+    assert len(cache_files(tmp_path)) == 3 and not any(name.startswith(old) for name in cache_files(tmp_path))
+
+
+WRITER = """
+import sys, time
+from pathlib import Path
+from trainlab.utils.io import atomic_open
+with atomic_open(Path(sys.argv[1]), "wb") as f:
+    f.write(b"x" * 100_000)
+    f.flush()
+    print("writing", flush=True)
+    time.sleep(120)
+"""
+
+
+def test_temporary_files_of_killed_cache_writers_are_removed_when_the_cache_is_opened(tmp_path):
+    root, cache = make_split(tmp_path / "train"), tmp_path / "cache"
+    cache.mkdir()
+    command = [sys.executable, "-c", WRITER, str(cache / "other.npy")]
+    writer = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    try:
+        assert writer.stdout.readline() == "writing\n"
+        (temporary,) = cache.iterdir()
+        old_style = cache / ".other.npy.k3j_8x2a.tmp"  # tempfile.mkstemp's name, from an earlier trainlab
+        old_style.write_bytes(b"x")
+        os.utime(old_style, (time.time() - 2 * io.OLD_TEMPORARY_S,) * 2)
+        recent_old_style = cache / ".other.npy.q9w_2e4r.tmp"
+        recent_old_style.write_bytes(b"x")
+        load_image_folder(root)
+        assert temporary.exists() and recent_old_style.exists(), "a file being written is left alone"
+        assert not old_style.exists()
+    finally:
+        writer.kill()
+        writer.wait()
+    assert temporary.exists(), "killed, the writer leaves its temporary file"
+    load_image_folder(root)
+    assert not temporary.exists() and recent_old_style.exists()
+    assert len(cache_files(tmp_path)) == 4
+
+
+def assert_decoded_without_a_cache(recorded, cache):
+    (warning,) = [w for w in recorded if issubclass(w.category, DataWarning)]
+    message = str(warning.message)
+    assert f"cannot write the image cache in {cache}" in message and "TRAINLAB_CACHE" in message
+
+
+def test_a_read_only_cache_folder_is_a_warning_and_the_images_are_decoded_in_memory(tmp_path, read_only_dir):
+    root = make_split(tmp_path / "train")
+    cache = read_only_dir(tmp_path / "cache")
+    with pytest.warns(DataWarning) as recorded:
+        arrays, classes = load_image_folder(root)
+    assert_decoded_without_a_cache(recorded, cache)
+    assert classes == CLASSES and arrays.labels.tolist() == [0, 0, 1, 1, 1] and (arrays.images[0] == RED).all()
+    assert list(cache.iterdir()) == []
+
+
+def test_a_cache_folder_that_cannot_be_made_is_a_warning(tmp_path, monkeypatch):
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setenv("TRAINLAB_CACHE", str(tmp_path / "a-file" / "cache"))
+    with pytest.warns(DataWarning) as recorded:
+        arrays, _ = load_image_folder(make_split(tmp_path / "train"))
+    assert_decoded_without_a_cache(recorded, tmp_path / "a-file" / "cache")
+    assert len(arrays) == 5
+
+
+def test_a_full_disk_while_caching_is_a_warning_and_leaves_no_file(tmp_path, full_disk_dir):
+    root = make_split(tmp_path / "train", size=100)  # 5 images of 100x100x3: 150 kB
+    cache = full_disk_dir(tmp_path / "cache", size=64 * 1024)
+    with pytest.warns(DataWarning) as recorded:
+        arrays, _ = load_image_folder(root)
+    assert_decoded_without_a_cache(recorded, cache)
+    assert arrays.images.shape == (5, 100, 100, 3) and list(cache.iterdir()) == []
+
+
 def test_non_image_file_is_a_data_error_naming_it(tmp_path):
     root = make_split(tmp_path / "train")
     (root / "dog" / "notes.txt").write_text("not a picture")
@@ -154,11 +252,29 @@ def test_one_colour_image_turns_a_greyscale_folder_into_rgb(tmp_path):
     assert (arrays.images[0] == 200).all() and (arrays.images[-1] == BLUE).all()
 
 
-def test_empty_class_folder_is_a_data_error(tmp_path):
+def test_system_files_among_the_images_are_skipped(tmp_path):
     root = make_split(tmp_path / "train")
-    (root / "emu").mkdir()
-    with pytest.raises(DataError, match="emu"):
-        read_image_folder(root)
+    for name in ("Thumbs.db", "desktop.ini", "cat/Thumbs.db", "cat/desktop.ini", "dog/ehthumbs.db", "cat/.hidden.png"):
+        (root / name).write_bytes(b"not an image")
+    write_image(root / "__MACOSX" / "cat" / "._0.png")
+    write_image(root / "@eaDir" / "0.png")
+    arrays, classes = read_image_folder(root)
+    assert classes == CLASSES and arrays.labels.tolist() == [0, 0, 1, 1, 1]
+
+
+def test_an_empty_class_folder_is_left_out_with_a_warning_naming_it(tmp_path):
+    root = make_split(tmp_path / "train", {"ant": 1, "cat": 2, "dog": 3})
+    (root / "bee").mkdir()
+    (root / "bee" / "Thumbs.db").write_bytes(b"junk")  # holds no image
+    with pytest.warns(DataWarning, match=r"without images, left out: .*train/bee; the classes are ant, cat, dog"):
+        arrays, classes = read_image_folder(root)
+    assert classes == ["ant", "cat", "dog"] and arrays.labels.tolist() == [0, 1, 1, 2, 2, 2]
+
+
+def test_a_folder_of_empty_class_folders_is_a_data_error(tmp_path):
+    (tmp_path / "train" / "cat").mkdir(parents=True)
+    with pytest.raises(DataError, match=r"train holds no images: its class folders cat are empty"):
+        read_image_folder(tmp_path / "train")
 
 
 def test_missing_folder_is_a_usage_error_naming_it(tmp_path):
@@ -195,10 +311,45 @@ def test_image_folder_finds_a_relative_root_under_the_data_folder(tmp_path, monk
     assert DATASETS.build("image_folder", root="pets").classes == CLASSES
 
 
-def test_image_folder_with_different_classes_in_train_and_test_is_a_data_error(tmp_path):
+def test_test_images_of_a_class_without_training_images_are_a_data_error_saying_what_to_do(tmp_path):
     make_split(tmp_path / "pets" / "train")
-    make_split(tmp_path / "pets" / "test", {"cat": 1, "emu": 1})
-    with pytest.raises(DataError, match=r"train.*test.*same class folders"):
+    make_split(tmp_path / "pets" / "test", {"cat": 1, "dog": 1, "emu": 2})
+    message = r"test/emu holds 2 test images, but .*train/emu does not exist.*Put training images in .*train/emu"
+    with pytest.raises(DataError, match=message):
+        DATASETS.build("image_folder", root=str(tmp_path / "pets"))
+    (tmp_path / "pets" / "train" / "emu").mkdir()
+    with pytest.raises(DataError, match=r"train/emu is empty.*or move .*test/emu out of"):
+        DATASETS.build("image_folder", root=str(tmp_path / "pets"))
+
+
+def test_class_folders_empty_in_both_splits_are_left_out_and_labels_follow_the_sorted_names(tmp_path):
+    make_split(tmp_path / "pets" / "train", {"ant": 1, "cat": 2, "dog": 3})
+    make_split(tmp_path / "pets" / "test", {"ant": 1, "cat": 1, "dog": 1})
+    (tmp_path / "pets" / "train" / "bee").mkdir()
+    (tmp_path / "pets" / "test" / "bee").mkdir()
+    (tmp_path / "pets" / "test" / "Cow").mkdir()
+    with pytest.warns(DataWarning, match=r"without images in .*train and .*test, left out: Cow, bee"):
+        dataset = DATASETS.build("image_folder", root=str(tmp_path / "pets"))
+    assert dataset.classes == ["ant", "cat", "dog"]
+    assert dataset.train.labels.tolist() == [0, 1, 1, 2, 2, 2] and dataset.test.labels.tolist() == [0, 1, 2]
+
+
+def test_a_class_without_test_images_is_kept_with_a_warning(tmp_path):
+    make_split(tmp_path / "pets" / "train", {"ant": 1, "cat": 2, "dog": 3})
+    make_split(tmp_path / "pets" / "test", {"ant": 1, "dog": 2})
+    (tmp_path / "pets" / "test" / "cat").mkdir()
+    with pytest.warns(DataWarning, match=r"no test images in .*test for cat: trained on, but not tested"):
+        dataset = DATASETS.build("image_folder", root=str(tmp_path / "pets"))
+    assert dataset.classes == ["ant", "cat", "dog"] and dataset.test.labels.tolist() == [0, 2, 2]
+    (tmp_path / "pets" / "test" / "cat").rmdir()  # no folder at all: the same
+    with pytest.warns(DataWarning, match=r"for cat: trained on, but not tested"):
+        assert DATASETS.build("image_folder", root=str(tmp_path / "pets")).test.labels.tolist() == [0, 2, 2]
+
+
+def test_a_test_folder_without_any_image_is_a_data_error(tmp_path):
+    make_split(tmp_path / "pets" / "train")
+    (tmp_path / "pets" / "test" / "cat").mkdir(parents=True)
+    with pytest.raises(DataError, match=r"test holds no images"):
         DATASETS.build("image_folder", root=str(tmp_path / "pets"))
 
 

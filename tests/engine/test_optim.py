@@ -1,9 +1,11 @@
 import math
+import warnings
 
 import pytest
 import torch
 
-from trainlab.engine.optim import OPTIMIZERS, SCHEDULERS
+from trainlab.errors import ConfigNote
+from trainlab.engine.optim import OPTIMIZERS, SCHEDULERS, warmup_steps_for
 
 
 def learning_rates(name, steps, base=0.1, **args):
@@ -55,10 +57,36 @@ def test_per_epoch_interval_holds_the_rate_through_each_epoch():
     assert rates[:4] == pytest.approx([0.1] * 4) and len(set(rates[4:])) == 1 and rates[4] < 0.1
 
 
-def test_a_warmup_longer_than_training_is_refused():
-    with pytest.raises(ValueError, match="not shorter than the training"):
-        learning_rates("cosine", 1, epochs=2, steps_per_epoch=5, warmup_epochs=3)
-    with pytest.raises(ValueError, match="not both"):
+def test_a_warmup_not_shorter_than_the_training_is_cut_to_a_tenth_of_it_with_a_note():
+    with pytest.warns(ConfigNote) as notes:
+        rates = learning_rates("constant", 20, epochs=2, steps_per_epoch=10, warmup_epochs=2)
+    assert rates[:3] == pytest.approx([0.05, 0.1, 0.1])  # 2 warmup steps: a tenth of 20
+    assert len(notes) == 1 and str(notes[0].message) == (
+        "scheduler.warmup_epochs=2 (20 steps) is not shorter than the training (2 epochs = 20 steps): "
+        "warming up over 2 steps (10% of it) instead; set scheduler.warmup_steps to choose"
+    )
+
+
+def test_a_warmup_in_steps_longer_than_the_training_is_cut_and_named():
+    with pytest.warns(ConfigNote, match=r"^scheduler.warmup_steps=500 is not shorter than the training \(1 epoch = 40 steps\): warming up over 4 steps"):
+        rates = learning_rates("cosine", 40, epochs=1, steps_per_epoch=40, warmup_steps=500)
+    assert rates[:4] == pytest.approx([0.025, 0.05, 0.075, 0.1])
+
+
+def test_a_training_too_short_for_any_warmup_runs_without_one():
+    with pytest.warns(ConfigNote, match="no warmup instead"):
+        rates = learning_rates("constant", 3, epochs=1, steps_per_epoch=3, warmup_epochs=1)
+    assert rates == pytest.approx([0.1, 0.1, 0.1])
+
+
+def test_a_warmup_shorter_than_the_training_is_kept_without_a_note():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert warmup_steps_for(epochs=2, steps_per_epoch=10, warmup_epochs=1.9, warmup_steps=0) == 19
+
+
+def test_a_warmup_in_epochs_and_steps_at_once_is_refused_naming_both_keys():
+    with pytest.raises(ValueError, match=r"scheduler.warmup_epochs=1 and scheduler.warmup_steps=2 both set the warmup; set one of them to 0"):
         learning_rates("cosine", 1, epochs=2, steps_per_epoch=5, warmup_epochs=1, warmup_steps=2)
 
 

@@ -7,13 +7,16 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.test_cli import trainlab
 from trainlab.errors import UsageError
 from trainlab.evaluation.plots import save_figure
 from trainlab.tools.compare import (
     F1,
     RUN,
     SEEDS,
+    STATUS,
     TEST_ACC,
+    TESTED,
     TIME,
     VAL_ACC,
     MeanStd,
@@ -39,7 +42,7 @@ BASE_CONFIG = {
 
 
 def make_run(parent: Path, name: str, *, val_accs=(0.5, 0.7, 0.6), test_acc=0.65, f1=0.6, seconds=10.0,
-             speeds=(1000.0, 3000.0, 2000.0), status="finished", **overrides) -> Path:
+             speeds=(1000.0, 3000.0, 2000.0), status="finished", tested="best", **overrides) -> Path:
     """A run folder as `trainlab run` leaves it, with only config.yaml, run.json and metrics.csv.
 
     `overrides` set config keys, dotted with "__": optimizer__lr=0.01.
@@ -56,7 +59,8 @@ def make_run(parent: Path, name: str, *, val_accs=(0.5, 0.7, 0.6), test_acc=0.65
     folder.mkdir(parents=True)
     (folder / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     run = {"status": status, "name": name, "epochs_completed": len(val_accs), "best_val": max(val_accs),
-           "monitor": "val/acc", "test_acc": test_acc, "test_macro_f1": f1, "train_seconds": seconds}
+           "best_epoch": 1 + val_accs.index(max(val_accs)), "monitor": "val/acc", "tested_checkpoint": tested,
+           "test_acc": test_acc, "test_macro_f1": f1, "train_seconds": seconds}
     (folder / "run.json").write_text(json.dumps(run))
     lines = ["epoch,train_loss,train_acc,val_loss,val_acc,lr,seconds,samples_per_s"]
     for epoch, (acc, speed) in enumerate(zip(val_accs, speeds), start=1):
@@ -134,6 +138,70 @@ def test_load_run_tolerates_missing_and_broken_files(tmp_path):
     assert run.name == "broken" and run.config["data.name"] == "digits"
     assert run.status is run.best_val_acc is run.test_acc is run.images_per_s is run.epochs_completed is None
     assert run.history == []
+    assert run.problems == [f"{path / 'run.json'}, line 1: not valid JSON, truncated or corrupt "
+                            "(Expecting property name enclosed in double quotes)"]  # no metrics.csv yet is no problem
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        (None, ": missing"),
+        ("", ": empty"),
+        ('{"status": "finished", "test_acc": 0.6', ", line 1: not valid JSON, truncated or corrupt ("),
+        ('{"status": "finished",\n\x00\x00\x00', ", line 2: not valid JSON, truncated or corrupt ("),
+        ("[1, 2]", ": expected a JSON object, got list"),
+    ],
+)
+def test_a_missing_or_corrupt_run_json_marks_the_run_broken_naming_the_file(sweep, text, problem):
+    path = sweep / "wide-p"
+    if text is None:
+        (path / "run.json").unlink()
+    else:
+        (path / "run.json").write_text(text)
+    runs = load(sweep)
+    broken = next(run for run in runs if run.path == path)
+    assert len(broken.problems) == 1 and broken.problems[0].startswith(f"{path / 'run.json'}{problem}")
+    assert all(not run.problems for run in runs if run is not broken)
+    rows = {row[RUN]: row for row in compare_table(runs)}
+    assert rows["wide-p"][STATUS] == "broken" and rows["wide-p"][TEST_ACC] is None
+    assert rows["wide-p"][VAL_ACC] == pytest.approx(90.0)  # metrics.csv is fine: its columns stay
+    assert rows["lr0.01-s0"][STATUS] == "finished" and rows["lr0.01-s0"][TEST_ACC] == pytest.approx(78.0)
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (b"epoch,train_loss,val_acc\n1,1.0,0.5\n2,1.0", ", line 3: 2 values for 3 columns, truncated or corrupt"),
+        (b"epoch,train_loss,val_acc\n1,1.0,0.5\n2,1.0,0.6,7\n", ", line 3: 4 values for 3 columns, truncated or corrupt"),
+        (b"epoch,train_loss,val_acc\n1,1.0,0.5x\n", ", line 2: val_acc is '0.5x', not a number"),
+        (b"epoch,val_acc\n1,0.5\n\xff\xfe\x00", ": not UTF-8 text"),
+        (b"<html>Bad Gateway</html>\n", ": no header row naming the columns (epoch, train_loss, ...)"),
+        (b"", ": no header row naming the columns (epoch, train_loss, ...)"),
+    ],
+)
+def test_a_corrupt_metrics_csv_marks_the_run_broken_naming_the_file_and_line(tmp_path, content, problem):
+    path = make_run(tmp_path, "a", val_accs=(0.5, 0.7))
+    make_run(tmp_path, "b", val_accs=(0.5, 0.8))
+    (path / "metrics.csv").write_bytes(content)
+    runs = load(tmp_path)
+    assert runs[0].problems == [f"{path / 'metrics.csv'}{problem}"]
+    assert runs[0].history == [] and not runs[1].problems
+    rows = compare_table(runs)
+    assert [row[STATUS] for row in rows] == ["finished", "broken"]
+    assert rows[1][TEST_ACC] == pytest.approx(65.0) and rows[1][VAL_ACC] == pytest.approx(70.0)  # from run.json
+
+
+def test_a_run_without_metrics_csv_yet_is_not_broken(tmp_path):
+    path = make_run(tmp_path, "starting", status="running")
+    (path / "metrics.csv").unlink()
+    run = load_run(path)
+    assert run.problems == [] and run.history == [] and run.status == "running"
+
+
+def test_broken_runs_are_left_out_of_seed_groups(sweep):
+    (sweep / "lr0.001-s2" / "metrics.csv").write_text("epoch,val_acc\n1,oops\n")
+    rows = group_rows(load(sweep))
+    assert [row[SEEDS] for row in rows] == ["n=3 seeds", "n=2 seeds"]
 
 
 def test_a_folder_without_config_yaml_is_a_usage_error(tmp_path):
@@ -171,6 +239,35 @@ def test_compare_table_has_one_row_per_run_with_percentages(sweep):
     assert best[F1] == pytest.approx(87.0) and best[TIME] == 30.0 and best["images/s"] == 150.0
     assert list(best)[:4] == [RUN, "seed", "model.channels", "optimizer.lr"]
     assert "status" not in best  # every run finished
+
+
+def test_tested_says_which_checkpoint_and_epoch_each_test_result_is_of(tmp_path):
+    make_run(tmp_path, "best", val_accs=(0.5, 0.7, 0.6))
+    make_run(tmp_path, "last", val_accs=(0.5, 0.7, 0.6), tested="last")
+    untested = make_run(tmp_path, "untested", test_acc=None)
+    explicit = make_run(tmp_path, "explicit")
+    record = json.loads((explicit / "run.json").read_text())
+    (explicit / "run.json").write_text(json.dumps(record | {"tested_epoch": 3}))
+    rows = {row[RUN]: row for row in compare_table(load(tmp_path))}
+    assert rows["best"][TESTED] == "best@2" and rows["last"][TESTED] == "last@3"
+    assert rows["explicit"][TESTED] == "best@3" and rows[untested.name][TESTED] is None
+    assert list(rows["best"]).index(TESTED) == list(rows["best"]).index(TEST_ACC) - 1
+    assert "best@2" in render(list(rows.values()), "table")
+
+
+def test_the_compare_command_warns_once_per_broken_run_and_shows_the_others(tmp_path):
+    make_run(tmp_path, "fine")
+    broken = make_run(tmp_path, "cut")
+    (broken / "run.json").write_text('{"status": "fini')
+    result = trainlab("compare", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count("warning:") == 1 and f"{broken / 'run.json'}, line 1: not valid JSON" in result.stderr
+    assert "Traceback" not in result.stderr
+    lines = {line.split()[0]: line for line in result.stdout.splitlines() if line.strip().startswith(("fine", "cut"))}
+    assert "broken" in lines["cut"] and "finished" in lines["fine"] and "65.00" in lines["fine"]
+    (tmp_path / "fine" / "metrics.csv").write_text("epoch,val_acc\n1,oops\n")
+    result = trainlab("compare", str(tmp_path))
+    assert result.returncode == 1 and result.stderr.count("warning:") == 2, result.stderr  # nothing left to compare
 
 
 def test_a_status_column_appears_when_some_run_did_not_finish(sweep):

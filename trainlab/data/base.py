@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from trainlab.errors import DataWarning
 from trainlab.registry import Registry
 
 DATASETS = Registry("datasets")
 
 DATA_ENV = "TRAINLAB_DATA"
 CACHE_ENV = "TRAINLAB_CACHE"
+
+
+def warn(message: str) -> None:
+    warnings.warn(message, DataWarning, stacklevel=3)  # the builder or loader that found it
 
 
 @dataclass

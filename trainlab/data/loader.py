@@ -19,16 +19,49 @@ from trainlab.errors import ConfigError
 
 
 def split_indices(labels: np.ndarray, val_size: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Seeded, stratified train/validation split. `val_size` < 1 is a fraction, >= 1 a count."""
+    """Seeded, stratified train/validation split. `val_size` < 1 is a fraction, >= 1 a count.
+
+    Any int seed works (negative ones too): it is taken modulo 2**32, as NumPy's seed is in seed_everything.
+    """
     n = len(labels)
+    classes = len(np.unique(labels))
     count = round(val_size * n) if val_size < 1 else int(val_size)
-    if not 0 < count < n:
-        raise ConfigError(f"data.val_size={val_size} leaves no training or no validation images out of {n}")
-    classes_ok = np.bincount(labels).min() >= 2 and count >= len(np.unique(labels))
+    given = f"data.val_size={val_size:g}"
+    if n <= classes:
+        raise ConfigError(
+            f"{given}: the {n} training examples of {classes} classes leave none to validate on "
+            "(every class needs one for training); add training examples"
+        )
+    largest = n - classes  # every class keeps at least one training example
+    fraction = int(largest / n * 100) / 100  # rounded down, so that it holds out at most `largest`
+    advice = f"set data.val_size to a count from 1 to {largest}"
+    if fraction:
+        advice += f" or a fraction up to {fraction:g}"
+    if count < 1:
+        raise ConfigError(f"{given} holds out no example: {val_size:g} of the {n} training examples rounds to 0; {advice}")
+    if count >= n:
+        raise ConfigError(
+            f"{given} holds out {count} examples, but the training split has {n} ({classes} classes), "
+            f"leaving none to train on; {advice}"
+        )
+    if n - count < classes:
+        raise ConfigError(
+            f"{given} leaves {n - count} of the {n} training examples to train on, fewer than the {classes} classes "
+            f"(each needs at least one); {advice}"
+        )
+    classes_ok = np.bincount(labels).min() >= 2 and count >= classes
     train, val = train_test_split(
-        np.arange(n), test_size=count, random_state=seed, shuffle=True, stratify=labels if classes_ok else None
+        np.arange(n), test_size=count, random_state=seed % 2**32, shuffle=True, stratify=labels if classes_ok else None
     )
     return np.sort(train), np.sort(val)
+
+
+def seeded_generator(seed: int, epoch: int = 0) -> torch.Generator:
+    """A CPU generator that depends on (seed, epoch) alone; any int seed works, negative or past 64 bits.
+
+    Modulo 2**64 is how torch itself reads a negative seed, so every seed that worked before gives the same numbers.
+    """
+    return torch.Generator().manual_seed((seed * 1_000_003 + epoch) % 2**64)
 
 
 def channel_stats(images: np.ndarray, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
@@ -62,7 +95,7 @@ class ArrayLoader:
 
     def preview(self, count: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
         """The first `count` images of epoch 0 as the model gets them, but before normalisation: (B, C, H, W) in [0, 1]."""
-        generator = torch.Generator().manual_seed(self.seed * 1_000_003)
+        generator = seeded_generator(self.seed)
         order = torch.randperm(len(self.labels), generator=generator) if self.shuffle else torch.arange(len(self.labels))
         index = order[:count].to(self.images.device)
         x = self.images[index].permute(0, 3, 1, 2).float().div_(255)
@@ -77,7 +110,7 @@ class ArrayLoader:
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         n = len(self.labels)
         # Shuffling and augmentation depend on (seed, epoch) alone, so a resumed run replays them.
-        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        generator = seeded_generator(self.seed, self.epoch)
         if self.shuffle:
             order = torch.randperm(n, generator=generator).to(self.images.device)
         else:

@@ -18,7 +18,7 @@ import torch
 from pydantic import Field
 
 from trainlab.data.base import DATA_ENV, DATASETS, data_root
-from trainlab.data.loader import split_indices
+from trainlab.data.loader import seeded_generator, split_indices
 from trainlab.errors import UsageError
 from trainlab.registry import did_you_mean
 from trainlab.text.processing import Tokenizer, tokenize
@@ -167,7 +167,7 @@ class TextLoader:
         """The index of every batch, in the order they come."""
         if not self.shuffle:
             return list(self.order.split(self.batch_size))
-        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        generator = seeded_generator(self.seed, self.epoch)
         lengths = self.lengths.cpu()
         batches = []
         for pool in torch.randperm(len(lengths), generator=generator).split(self.batch_size * self.pool_batches):

@@ -16,9 +16,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from trainlab.engine.checkpoint import save_checkpoint
 from trainlab.engine.loop import Callback, Trainer
 from trainlab.errors import TrainlabError
+from trainlab.utils import signals
 from trainlab.utils.io import atomic_open, atomic_path
 
-METRIC_COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds", "samples_per_s"]
+METRIC_COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds", "samples_per_s", "threads"]
 
 
 def improves(value: float, best: float | None, *, maximize: bool, min_delta: float = 0.0) -> bool:
@@ -150,6 +151,27 @@ class TensorBoardLogger(Callback):
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
+
+
+class StopAtStepEnd(Callback):
+    """Ctrl-C, SIGTERM or SIGHUP during training stop the run at the end of the current step (or of
+    the epoch's bookkeeping), not in the middle of a checkpoint or log write: see utils/signals.py.
+    Fire it last."""
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        self.held = signals.safe_points()
+        self.held.__enter__()
+
+    def on_train_batch_end(self, trainer: Trainer) -> None:
+        signals.check()
+
+    def on_epoch_end(self, trainer: Trainer) -> None:
+        signals.check()
+
+    def on_teardown(self, trainer: Trainer) -> None:
+        if getattr(self, "held", None) is not None:
+            self.held.__exit__(None, None, None)
+            self.held = None
 
 
 class ProgressBar(Callback):

@@ -52,8 +52,13 @@ def save_checkpoint(path: Path, trainer: Trainer, config: dict[str, Any]) -> Non
         "callbacks": {type(cb).__name__: cb.state_dict() for cb in trainer.callbacks},
         "rng": rng_state(),
     }
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        try:
+            torch.save(state, f)  # a Python file, so that a failed write keeps its OSError (ENOSPC) as the cause
+        except RuntimeError as e:
+            if isinstance(e.__context__, OSError):
+                raise e.__context__ from None
+            raise
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:

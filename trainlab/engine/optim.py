@@ -7,12 +7,14 @@ they step once per batch and the learning rate can be logged at every step.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Iterable
 from typing import Annotated, Literal
 
 import torch
 from pydantic import Field
 
+from trainlab.errors import ConfigNote
 from trainlab.registry import Registry
 
 OPTIMIZERS = Registry("optimizers")
@@ -76,10 +78,35 @@ def adamw(
 # Every schedule is a factor of the base learning rate as a function of the optimizer step,
 # applied by LambdaLR and stepped after every batch. `interval: epoch` holds the factor of the
 # epoch's first step through the epoch. An optional linear warmup, in epochs or in steps,
-# multiplies the first steps by (step + 1) / warmup.
+# multiplies the first steps by (step + 1) / warmup. A warmup not shorter than the training
+# (a preset's `warmup_epochs: 1` run with `epochs=1`) is cut to WARMUP_FRACTION of it, with a note.
 
 SCHEDULE_INPUTS = ("optimizer", "epochs", "steps_per_epoch")
 Interval = Literal["step", "epoch"]
+WARMUP_FRACTION = 0.1
+
+
+def warmup_steps_for(epochs: int, steps_per_epoch: int, warmup_epochs: float, warmup_steps: int) -> int:
+    """The warmup in optimizer steps; one not shorter than the training is cut to WARMUP_FRACTION of it,
+    with a ConfigNote naming the setting and the steps used."""
+    if warmup_epochs and warmup_steps:
+        raise ValueError(
+            f"scheduler.warmup_epochs={warmup_epochs:g} and scheduler.warmup_steps={warmup_steps} both set the warmup; "
+            "set one of them to 0"
+        )
+    total = epochs * steps_per_epoch
+    warmup = warmup_steps or round(warmup_epochs * steps_per_epoch)
+    if warmup < total:
+        return warmup
+    shortened = round(WARMUP_FRACTION * total)
+    given = f"scheduler.warmup_steps={warmup_steps}" if warmup_steps else f"scheduler.warmup_epochs={warmup_epochs:g} ({warmup} steps)"
+    used = f"warming up over {shortened} step{'s' * (shortened != 1)} ({WARMUP_FRACTION:.0%} of it)" if shortened else "no warmup"
+    warnings.warn(
+        f"{given} is not shorter than the training ({epochs} epoch{'s' * (epochs != 1)} = {total} steps): {used} "
+        "instead; set scheduler.warmup_steps to choose",
+        ConfigNote,
+    )
+    return shortened
 
 
 def _schedule(
@@ -87,12 +114,8 @@ def _schedule(
     interval: str, decay: Callable[[int, int, int], float],
 ) -> torch.optim.lr_scheduler.LambdaLR:  # fmt: skip
     """LambdaLR from `decay(step, warmup, total)`, the factor after warmup."""
-    if warmup_epochs and warmup_steps:
-        raise ValueError("set warmup_epochs or warmup_steps, not both")
     total = epochs * steps_per_epoch
-    warmup = warmup_steps or round(warmup_epochs * steps_per_epoch)
-    if warmup >= total:
-        raise ValueError(f"the warmup ({warmup} steps) is not shorter than the training ({epochs} epochs = {total} steps)")
+    warmup = warmup_steps_for(epochs, steps_per_epoch, warmup_epochs, warmup_steps)
 
     def factor(step: int) -> float:
         if interval == "epoch":

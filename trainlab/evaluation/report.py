@@ -18,6 +18,7 @@ from typing import Any
 import jinja2
 
 from trainlab.errors import DataError
+from trainlab.run_folder import run_status
 from trainlab.utils.io import write_text
 from trainlab.utils.records import flatten, to_float
 
@@ -36,7 +37,7 @@ def write_html_report(run_dir: Path) -> Path:
     summary = _read_text(run_dir / "summary.txt")
     context = {
         "title": run_dir.name,
-        "status": run.get("status"),
+        "status": run_status(run)[0],  # `died` for a run whose process is gone without recording an end
         "date": _date(run.get("started")) or _modified(run_dir / "config.yaml"),
         "error": run.get("error"),
         "headline": _headline(run, report, epochs),
@@ -44,10 +45,11 @@ def write_html_report(run_dir: Path) -> Path:
         "epochs": _epoch_table(epochs) if epochs else None,
         "confusion_png": png_data_uri(run_dir / "confusion_matrix.png"),
         "classes": _class_table(report) if report else None,
+        "evaluations": _evaluations_table(run.get("evaluations")),
         "summary": summary,
         "summary_headline": _summary_headline(summary),
         "config": _read_text(run_dir / "config.yaml"),
-        "run": _flatten(run),
+        "run": _flatten({key: value for key, value in run.items() if key != "evaluations"}),  # those have their section
         "env": _flatten(_read_json(run_dir / "env.json") or {}),
     }
     path = run_dir / REPORT_HTML
@@ -71,8 +73,8 @@ def package_template(package: str, name: str) -> jinja2.Template:
 def _headline(run: dict, report: dict | None, epochs: list[dict[str, str]]) -> list[tuple[str, str]]:
     """(label, value) pairs for the figures at the top; a figure nobody recorded is left out.
 
-    The test set's files come first, then run.json: a run tested again by `trainlab eval`
-    rewrites classification_report.json, and that is the figure to show.
+    The test set's files come first, then run.json; both are training's own test pass (`trainlab eval`
+    writes into evaluations/ and is listed in its own section).
     """
     test_acc = report.get("accuracy") if report else run.get("test_acc")
     macro_f1 = report.get("macro avg", {}).get("f1-score") if report else run.get("test_macro_f1")
@@ -87,6 +89,22 @@ def _headline(run: dict, report: dict | None, epochs: list[dict[str, str]]) -> l
         ("training time", _duration(train_seconds)),
     ]
     return [(label, str(value)) for label, value in figures if value is not None]
+
+
+def _evaluations_table(evaluations: Any) -> list[list[str]]:
+    """One row per `trainlab eval` recorded in run.json: when, checkpoint and epoch, accuracy, F1, data, folder."""
+    rows = []
+    for entry in evaluations if isinstance(evaluations, list) else []:
+        if not isinstance(entry, dict):
+            continue
+        epoch = to_float(entry.get("epoch"))
+        f1 = to_float(entry.get("test_macro_f1"))
+        overrides = " ".join(map(str, entry.get("overrides") or []))
+        data = str(entry.get("data_source") or "–") + (f" ({overrides})" if overrides else "")
+        checkpoint = str(entry.get("checkpoint", "?")) + ("" if math.isnan(epoch) else f" (epoch {epoch:.0f})")
+        rows.append([_date(entry.get("time")) or "–", checkpoint, _percent(entry.get("test_acc")) or "–",
+                     "–" if math.isnan(f1) else f"{f1:.4f}", data, str(entry.get("path") or "–")])  # fmt: skip
+    return rows
 
 
 def _summary_headline(summary: str | None) -> str:

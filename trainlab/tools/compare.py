@@ -28,16 +28,17 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from trainlab.errors import UsageError
+from trainlab.errors import DataError, UsageError
 from trainlab.registry import did_you_mean
-from trainlab.run_folder import RunFolder
+from trainlab.run_folder import RunFolder, read_record, run_status
 from trainlab.utils.records import flatten
 
 IGNORED_FIELDS = ("name", "output_dir", "progress")  # differ between runs without changing the result
 SEED_FIELD = "seed"
 
 RUN, STATUS, SEEDS, EPOCHS = "run", "status", "seeds", "epochs completed"  # not "epochs", a config key
-VAL_ACC, TEST_ACC, F1 = "best val acc (%)", "test acc (%)", "macro F1 (%)"
+VAL_ACC, TESTED, TEST_ACC, F1 = "best val acc (%)", "tested", "test acc (%)", "macro F1 (%)"
+BROKEN = "broken"  # the status shown for a run whose run.json or metrics.csv cannot be read
 TIME, SPEED = "train time (s)", "images/s"
 FORMATS = ["table", "markdown", "csv", "html"]
 
@@ -77,6 +78,8 @@ class RunSummary:
     train_seconds: float | None
     images_per_s: float | None  # median over epochs of metrics.csv samples_per_s
     history: list[dict[str, float | None]] = field(default_factory=list)  # metrics.csv rows
+    tested: str | None = None  # the checkpoint behind test_acc: "best@12" (best.pt, from epoch 12), "last@15"
+    problems: list[str] = field(default_factory=list)  # "runs/x/run.json, line 3: not valid JSON (...)", one per broken file
 
 
 @dataclass(frozen=True)
@@ -143,12 +146,49 @@ def _number(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
+def _parses_as_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+_NUMERIC_METRICS = ("epoch", "val_acc", "val_loss", "samples_per_s")  # the metrics.csv columns compare reads
+
+
 def _read_history(path: Path) -> list[dict[str, float | None]]:
+    """metrics.csv rows, values as numbers (None when empty or NaN); [] without the file (no epoch finished yet).
+
+    The file is rewritten whole after every epoch, so anything but a header and complete rows of numbers is
+    corruption: a DataError naming the file, the line and what is wrong.
+    """
     try:
         with open(path, newline="", encoding="utf-8") as f:
-            return [{key: _number(value) for key, value in row.items() if key} for row in csv.DictReader(f)]
-    except (OSError, csv.Error, UnicodeDecodeError):
+            reader = csv.reader(f)
+            header = next(reader, None)
+            if not header or "epoch" not in header:
+                raise DataError(f"{path}: no header row naming the columns (epoch, train_loss, ...)")
+            rows = []
+            for row in reader:
+                if not row:
+                    continue  # a blank line
+                if len(row) != len(header):
+                    raise DataError(f"{path}, line {reader.line_num}: {len(row)} values for {len(header)} columns, "
+                                    "truncated or corrupt")  # fmt: skip
+                for key, value in zip(header, row):
+                    if key in _NUMERIC_METRICS and value and not _parses_as_float(value):
+                        raise DataError(f"{path}, line {reader.line_num}: {key} is {value[:20]!r}, not a number")
+                rows.append({key: _number(value) for key, value in zip(header, row) if key})
+            return rows
+    except FileNotFoundError:
         return []
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not UTF-8 text") from None
+    except csv.Error as e:
+        raise DataError(f"{path}: not a CSV file ({e})") from None
+    except OSError as e:
+        raise DataError(f"{path}: cannot read it ({e.strerror or e})") from None
 
 
 def _read_config(path: Path) -> dict[str, Any]:
@@ -160,13 +200,20 @@ def _read_config(path: Path) -> dict[str, Any]:
 
 
 def load_run(path: str | Path) -> RunSummary:
-    """Read one run folder. Missing or unreadable run.json or metrics.csv leave None values;
-    a folder without config.yaml is a UsageError."""
+    """Read one run folder. A missing or corrupt run.json, or a corrupt metrics.csv, leaves None values
+    and a line in `problems` naming the file and what is wrong; a folder without config.yaml is a UsageError."""
     folder = RunFolder.open(Path(path))
-    record = folder.read_run()
-    if not isinstance(record, dict):
+    problems = []
+    try:
+        record = read_record(folder.path / "run.json")
+    except DataError as e:
         record = {}
-    history = _read_history(folder.path / "metrics.csv")
+        problems.append(str(e))
+    try:
+        history = _read_history(folder.path / "metrics.csv")
+    except DataError as e:
+        history = []
+        problems.append(str(e))
     val_accs = [row["val_acc"] for row in history if row.get("val_acc") is not None]
     speeds = [row["samples_per_s"] for row in history if row.get("samples_per_s") is not None]
     best_val = max(val_accs) if val_accs else None
@@ -177,7 +224,7 @@ def load_run(path: str | Path) -> RunSummary:
         name=str(record.get("name") or folder.path.name),
         path=folder.path,
         config=_read_config(folder.path / "config.yaml"),
-        status=record.get("status"),
+        status=run_status(record)[0] if record else None,  # `died`: run.json says running, its process is gone
         epochs_completed=int(epochs) if epochs is not None else (len(history) or None),
         best_val_acc=best_val,
         test_acc=_number(record.get("test_acc")),
@@ -185,7 +232,19 @@ def load_run(path: str | Path) -> RunSummary:
         train_seconds=_number(record.get("train_seconds")),
         images_per_s=statistics.median(speeds) if speeds else None,
         history=history,
+        tested=_tested(record),
+        problems=problems,
     )
+
+
+def _tested(record: dict[str, Any]) -> str | None:
+    """Which weights the recorded test result is of: "best@12" (best.pt, saved at epoch 12), "last@15"."""
+    checkpoint = record.get("tested_checkpoint")
+    if not isinstance(checkpoint, str) or _number(record.get("test_acc")) is None:
+        return None
+    epoch = record.get("tested_epoch", record.get("best_epoch") if checkpoint == "best" else record.get("epochs_completed"))
+    epoch = _number(epoch)
+    return checkpoint if epoch is None else f"{checkpoint}@{epoch:.0f}"
 
 
 # ---------------------------------------------------------------- tables
@@ -263,21 +322,24 @@ def _sort(rows: list[dict[str, Any]], sort: str, fields: Sequence[str]) -> list[
 def compare_table(runs: Sequence[RunSummary], sort: str = "val_acc") -> list[dict[str, Any]]:
     """One row per run, sorted by `sort` (a key of SORT_KEYS, or one of the differing config fields).
 
-    Columns: run, status (only when some run did not finish), each differing config field,
-    epochs completed, best val acc (%), test acc (%), macro F1 (%), train time (s), images/s.
+    Columns: run, status (only when some run did not finish; `broken` for a run with problems), each
+    differing config field, epochs completed, best val acc (%), tested (which checkpoint the test result
+    is of, when some run has one), test acc (%), macro F1 (%), train time (s), images/s.
     Missing values are None.
     """
     fields = differing_fields(runs)
-    show_status = any(run.status != "finished" for run in runs)
+    show_status = any(run.status != "finished" or run.problems for run in runs)
+    show_tested = any(run.tested for run in runs)
     rows = []
     for run in runs:
         row: dict[str, Any] = {RUN: run.name}
         if show_status:
-            row[STATUS] = run.status
+            row[STATUS] = BROKEN if run.problems else run.status
         row |= {key: _config_cell(run.config.get(key, _MISSING)) for key in fields}
         row |= {
             EPOCHS: run.epochs_completed,
             VAL_ACC: _percent(run.best_val_acc),
+            **({TESTED: run.tested} if show_tested else {}),
             TEST_ACC: _percent(run.test_acc),
             F1: _percent(run.test_macro_f1),
             TIME: run.train_seconds,
@@ -290,11 +352,11 @@ def compare_table(runs: Sequence[RunSummary], sort: str = "val_acc") -> list[dic
 def seed_groups(runs: Sequence[RunSummary]) -> list[list[RunSummary]]:
     """Finished runs whose configs differ only in `seed` (and the ignored fields), in groups of two or more.
 
-    Failed, interrupted and running runs are left out: a mean over seeds is over complete runs.
+    Failed, interrupted, running and broken runs are left out: a mean over seeds is over complete runs.
     """
     groups: dict[tuple, list[RunSummary]] = {}
     for run in runs:
-        if run.status != "finished":
+        if run.status != "finished" or run.problems:
             continue
         key = tuple(
             sorted((k, _hashable(v)) for k, v in run.config.items() if k not in IGNORED_FIELDS and k != SEED_FIELD)

@@ -5,16 +5,54 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
+import re
+import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+# A file is written to `.<name>.<host>.<pid>.tmp` first, so that a later run can tell the leftover of a
+# killed writer (its process is gone) from a file being written, and remove it.
+_TEMPORARY = re.compile(r"\.(?P<name>.+)\.(?P<host>[A-Za-z0-9_-]+)\.(?P<pid>[0-9]+)\.tmp")
+_OLD_TEMPORARY = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp")  # tempfile.mkstemp's names, used before
+OLD_TEMPORARY_S = 3600  # an old-style temporary file untouched this long is a killed writer's
+
+
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9-]+", "_", socket.gethostname()) or "_"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # PermissionError: another user's process
+        return True
+    return True
+
+
+def remove_stale_temporaries(folder: str | os.PathLike) -> int:
+    """Delete the temporary files that killed writers left in `folder` (not below it); returns how many."""
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return 0  # no folder yet, or one that cannot be read: nothing to clean
+    host, removed = _host(), 0
+    for entry in entries:
+        match = _TEMPORARY.fullmatch(entry.name)
+        try:
+            if match and match["host"] == host and not _alive(int(match["pid"])):
+                os.unlink(entry.path)
+                removed += 1
+            elif _OLD_TEMPORARY.fullmatch(entry.name) and time.time() - entry.stat().st_mtime > OLD_TEMPORARY_S:
+                os.unlink(entry.path)
+                removed += 1
+        except OSError:
+            pass  # removed by another process meanwhile, or a read-only folder
+    return removed
 
 
 @contextlib.contextmanager
@@ -22,15 +60,13 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success it is renamed onto `path`, on error removed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes owner-only files; give the usual permissions
+    tmp_path = path.with_name(f".{path.name}.{_host()}.{os.getpid()}.tmp")
     try:
         yield tmp_path
         os.replace(tmp_path, path)
     except BaseException:
-        tmp_path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            tmp_path.unlink(missing_ok=True)
         raise
 
 

@@ -15,10 +15,12 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import signal
 import socket
 import sys
 import time
 import traceback
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -27,13 +29,14 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 from rich.console import Console
 
-from trainlab.errors import TrainlabError, UsageError
+from trainlab.errors import ConfigNote, TrainlabError, UsageError
 from trainlab.experiment import run_experiment
 from trainlab.run_folder import RunFolder
 from trainlab.tools.sweep.callbacks import ReportMetric
 from trainlab.tools.sweep.folder import Sweep, hide_password
 from trainlab.tools.sweep.trials import counted, interrupted, planned_params
 from trainlab.utils.io import write_text
+from trainlab.utils.signals import Stopped
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -256,8 +259,11 @@ def run_workers(sweep: Sweep, storage: optuna.storages.BaseStorage, workers: int
     try:
         for process in processes:
             process.join()
-    except KeyboardInterrupt:
-        for process in processes:  # Ctrl-C reached them too: each records its trial as interrupted and stops
+    except KeyboardInterrupt as e:
+        for process in processes:  # Ctrl-C reached them too; a signal sent to this process alone is passed on
+            if isinstance(e, Stopped) and process.is_alive():
+                os.kill(process.pid, signal.SIGINT)
+        for process in processes:  # each records its trial as interrupted and stops
             process.join()
         raise
     return [f"{p.name} stopped with exit code {p.exitcode}" for p in processes if p.exitcode]
@@ -267,6 +273,7 @@ def _worker_process(path: Path, storage_url: str | None, worker: int, threads: i
     import torch
 
     torch.set_num_threads(threads)
+    warnings.simplefilter("ignore", ConfigNote)  # a worker's runs print nothing; the note is the config's, not the trial's
     try:
         sweep = Sweep.open(path, storage_url)
         work(sweep, open_storage(sweep), worker, Console(quiet=True), Console(), deadline)
