@@ -18,7 +18,17 @@ from rich.console import Console
 
 from benchmarks.common import median, save, table, timed
 from trainlab.data.loader import ArrayLoader, channel_stats
-from trainlab.engine.callbacks import Checkpointer, LRSchedule, MetricsCSV, NonFiniteLossGuard, ProgressBar, TensorBoardLogger
+from trainlab.engine.callbacks import (
+    Checkpointer,
+    LRSchedule,
+    MetricsCSV,
+    NonFiniteLossGuard,
+    ProgressBar,
+    StopAtStepEnd,
+    TensorBoardLogger,
+)
+from trainlab.engine.threads import CPUThreads
+from trainlab.run_folder import Heartbeat, RunFolder
 from trainlab.engine.device import resolve_placement
 from trainlab.engine.loop import Trainer
 from trainlab.engine.optim import adam, constant
@@ -48,9 +58,9 @@ def main() -> None:
     tensorboard = TensorBoardLogger(folder / "tb")
     trainer = Trainer(
         model, optimizer, loss_fn, loader, None, epochs=1, placement=placement,
-        callbacks=[NonFiniteLossGuard(), LRSchedule(constant(optimizer, epochs=1, steps_per_epoch=len(loader))),
-                   MetricsCSV(folder / "metrics.csv"), Checkpointer(folder, {}), tensorboard,
-                   ProgressBar(Console(file=open("/dev/null", "w")), live=False)],
+        callbacks=[CPUThreads(), NonFiniteLossGuard(), LRSchedule(constant(optimizer, epochs=1, steps_per_epoch=len(loader))),
+                   MetricsCSV(folder / "metrics.csv"), Checkpointer(folder, {}), Heartbeat(RunFolder(folder)), tensorboard,
+                   ProgressBar(Console(file=open("/dev/null", "w")), live=False), StopAtStepEnd()],
     )  # fmt: skip
     tensorboard.on_fit_start(trainer)
     mean_t = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)

@@ -6,6 +6,7 @@ import pytest
 
 from trainlab.tools.doctor.checks import FAIL, PASS, WARN
 from trainlab.tools.doctor.curves import check_curves, diagnose
+from tests.tools.doctor_helpers import drawn
 
 CHANCE = math.log(10)
 
@@ -77,3 +78,39 @@ def test_the_figure_shades_the_epochs_of_each_finding():
 
 def test_one_epoch_is_too_few_to_read():
     assert check_curves(CURVES["healthy"][:1], CHANCE).status == WARN
+
+
+def test_one_epoch_whose_loss_is_nan_is_divergence_not_too_few_epochs():
+    check = check_curves(history(["nan"], ["nan"]), CHANCE, short_run=True)
+    assert check.status == FAIL and check.evidence["findings"][0]["diagnosis"] == "divergence"
+    assert drawn(check.figures["curves"])
+
+
+def test_a_loss_that_blew_up_and_came_back_still_diverged():
+    blown = history([6.8e11, 5.8, 3.2, 2.8, 2.65], [10.4, 3.6, 3.1, 2.6, 2.7])  # Adam at lr=10: back near a guess
+    [finding] = diagnose(blown, CHANCE, lr=10.0)
+    assert finding.diagnosis == "divergence" and finding.epochs == [1]
+    assert "blew up to 6.8e+11 in epoch 1" in finding.detail and "optimizer.lr=1" in finding.advice
+    check = check_curves(blown, CHANCE)
+    assert check.figures["curves"].axes[0].get_yscale() == "log"  # the blow-up would squash the rest flat
+    assert drawn(check.figures["curves"])
+
+
+def test_the_first_non_finite_step_of_a_short_run_is_named_with_its_rate():
+    diverged = history([2.0, 1.5, "inf"], [1.9, 1.4, "nan"])
+    step = {"step": 61, "epoch": 3, "loss": math.inf, "lr": 0.3}
+    check = check_curves(diverged, CHANCE, short_run=True, lr=0.3, non_finite=step)
+    assert check.status == FAIL and check.evidence["non_finite"] == step
+    assert "the first non-finite loss: inf at step 61 (epoch 3), lr 0.3" in check.summary
+    assert "after 60 updates" in check.advice and "optimizer.lr=0.03" in check.advice
+    figure = check.figures["curves"]
+    assert "train loss inf from epoch 3" in [t.get_text() for t in figure.axes[0].get_legend().get_texts()]
+    assert drawn(figure)
+
+
+def test_a_short_run_whose_first_epoch_rose_above_its_first_step_diverged():
+    rose = history([9.05, 2.37, 2.33, 2.33, 2.32], [2.6, 2.33, 2.31, 2.31, 2.3])  # Adam at 0.3: dead at an even guess
+    assert diagnose(rose, CHANCE, short_run=True) == []  # the epochs alone do not show it
+    [finding] = diagnose(rose, CHANCE, short_run=True, start=2.33)
+    assert finding.diagnosis == "divergence" and finding.epochs == [1]
+    assert "blew up to 9.05 in epoch 1, from 2.33 at the first step" in finding.detail

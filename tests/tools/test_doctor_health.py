@@ -1,10 +1,12 @@
+import math
+
 import pytest
 import torch
 from torch import nn
 
 from trainlab.tools.doctor.checks import FAIL, PASS, WARN
 from trainlab.tools.doctor.health import check_health
-from tests.tools.doctor_helpers import FP32_CPU, adam, batched, blobs, mlp, sgd
+from tests.tools.doctor_helpers import FP32_CPU, adam, batched, blobs, drawn, inf_mlp, mlp, sgd
 
 
 def run(model, make_optimizer=adam(1e-3)):
@@ -77,3 +79,23 @@ def test_every_image_model_of_the_lab_can_be_examined(name, args):
     check = check_health(model, adam(1e-3), nn.CrossEntropyLoss(), iter(batches), FP32_CPU, seed=0)
     assert check.evidence["grad_norm"] and (check.evidence["dead_relu_share"] or check.evidence["saturated_share"])
     assert "health" in check.figures
+
+
+def test_a_model_that_outputs_inf_fails_naming_the_first_layer_that_overflows():
+    check = run(inf_mlp(depth=2))
+    assert check.status == FAIL
+    broken = check.evidence["non_finite"]
+    assert broken["step"] == 1 and math.isnan(broken["loss"]) and broken["first_non_finite_output"] == "4 Linear"
+    assert check.evidence["steps"] == 0 and check.evidence["grad_norm"] == {}
+    assert "not finite at step 1 (lr 0.001); the first non-finite output: 4 Linear" in check.summary
+    assert "not the cause" in check.advice
+    assert drawn(check.figures["health"])
+
+
+def test_a_rate_that_diverges_stops_the_steps_before_it_spoils_the_weights():
+    check = run(mlp(depth=2), sgd(lr=1e30))
+    assert check.status == FAIL
+    assert check.evidence["non_finite"]["step"] == 2 and check.evidence["steps"] == 1
+    assert all(math.isfinite(v) for v in check.evidence["grad_norm"].values())  # from the finite step before
+    assert "at step 2 (lr 1e+30)" in check.summary and "optimizer.lr=1e+29" in check.advice
+    assert drawn(check.figures["health"])

@@ -7,7 +7,7 @@ from torch import nn
 from trainlab.engine.losses import OneHotLoss
 from trainlab.tools.doctor.checks import FAIL, PASS
 from trainlab.tools.doctor.initial_loss import check_initial_loss
-from tests.tools.doctor_helpers import CLASSES, FP32_CPU, batched, blobs, mlp
+from tests.tools.doctor_helpers import CLASSES, FP32_CPU, batched, blobs, inf_mlp, mlp
 
 
 def test_an_untrained_model_starts_near_ln_c():
@@ -71,3 +71,10 @@ def test_the_guesses_come_from_the_loss_itself_so_bce_starts_near_ln_2():
     check = check_initial_loss(mlp(), OneHotLoss("bce", "sigmoid"), batched(*blobs()), CLASSES, FP32_CPU)
     assert check.status == PASS
     assert check.evidence["uniform_guess"] == pytest.approx(math.log(2))
+
+
+def test_a_model_that_outputs_inf_fails_counting_the_outputs_that_are_not_finite():
+    check = check_initial_loss(inf_mlp(), nn.CrossEntropyLoss(), batched(*blobs()), CLASSES, FP32_CPU)
+    assert check.status == FAIL
+    assert check.evidence["non_finite_outputs"] == check.evidence["outputs"] == 256 * CLASSES
+    assert "1,024 of 1,024 outputs are NaN or infinite" in check.summary and "overflow" in check.advice

@@ -7,7 +7,7 @@ from torch import nn
 
 from trainlab.tools.doctor.checks import FAIL, PASS, train_step
 from trainlab.tools.doctor.lr_finder import check_lr, find_lr
-from tests.tools.doctor_helpers import FP32_CPU
+from tests.tools.doctor_helpers import FP32_CPU, drawn
 
 GRID = [10.0**k for k in (-4, -3.5, -3, -2.5, -2, -1.5, -1, -0.5, 0)]
 STEPS = 100  # per grid rate, as many as the sweep takes
@@ -106,3 +106,25 @@ def test_a_rate_near_the_suggestion_passes(digits_batches):
     check = check_lr(model, torch.optim.Adam(model.parameters(), lr=1e-2), nn.CrossEntropyLoss(), iter(batches), FP32_CPU, 0)
     assert check.status == PASS, check.summary
     assert check.evidence["rule"].startswith("min/10")
+
+
+def test_a_model_that_outputs_inf_has_no_rate_to_suggest(digits_batches):
+    batches, _ = digits_batches
+    model = small_mlp()
+    with torch.no_grad():
+        model[-1].bias.fill_(float("inf"))
+    check = check_lr(model, torch.optim.Adam(model.parameters(), lr=1e-3), nn.CrossEntropyLoss(), iter(batches), FP32_CPU, 0)
+    assert check.status == FAIL
+    assert check.evidence["suggested_lr"] is None and check.evidence["non_finite_step"] == 1
+    assert check.summary == "the loss is nan at step 1 of the sweep, at lr 1e-07: no rate to suggest"
+    assert "not the cause" in check.advice
+    assert drawn(check.figures["lr_finder"])
+
+
+def test_a_configured_rate_above_the_sweep_extends_it_past_that_rate(digits_batches):
+    batches, _ = digits_batches
+    model = small_mlp()
+    check = check_lr(model, torch.optim.Adam(model.parameters(), lr=1e3), nn.CrossEntropyLoss(), iter(batches), FP32_CPU, 0)
+    assert check.evidence["sweep_end"] == 1e4
+    assert check.status == FAIL and check.evidence["diverged_at"] <= 1e3
+    assert drawn(check.figures["lr_finder"])

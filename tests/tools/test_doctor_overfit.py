@@ -3,7 +3,7 @@ from torch import nn
 
 from trainlab.tools.doctor.checks import FAIL, PASS
 from trainlab.tools.doctor.overfit import EXAMPLE_TARGET_LOSS, check_overfit_batch, check_overfit_example
-from tests.tools.doctor_helpers import CLASSES, FEATURES, FP32_CPU, adam, batched, blobs, mlp, sgd
+from tests.tools.doctor_helpers import CLASSES, FEATURES, FP32_CPU, adam, batched, blobs, drawn, inf_mlp, mlp, sgd
 
 
 class IgnoresInput(nn.Module):
@@ -66,3 +66,21 @@ def test_dropout_is_off_and_the_model_is_left_untouched():
     before = [p.clone() for p in model.parameters()]
     assert check_overfit_example(model, adam(), nn.CrossEntropyLoss(), one_batch(), FP32_CPU).status == PASS
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+
+
+def test_a_model_that_outputs_inf_fails_at_the_first_step_and_the_advice_blames_the_model():
+    for check_fn in (check_overfit_example, check_overfit_batch):
+        check = check_fn(inf_mlp(), adam(), nn.CrossEntropyLoss(), one_batch(), FP32_CPU)
+        assert check.status == FAIL
+        assert check.evidence["non_finite_step"] == check.evidence["steps"] == 1
+        assert "nan at the first step, before any update" in check.summary
+        assert "not the cause" in check.advice and "forward" in check.advice
+        assert drawn(check.figures[check.name])
+
+
+def test_a_rate_that_diverges_names_the_step_and_the_rate():
+    check = check_overfit_batch(mlp(), sgd(lr=1e30), nn.CrossEntropyLoss(), one_batch(), FP32_CPU)
+    assert check.status == FAIL
+    assert check.evidence["non_finite_step"] == 2 and check.evidence["lr"] == 1e30
+    assert "at step 2 (lr 1e+30)" in check.summary and "optimizer.lr=1e+29" in check.advice
+    assert drawn(check.figures["overfit_batch"])

@@ -5,14 +5,19 @@ import json
 import subprocess
 import sys
 
+import pytest
+import torch
 from rich.console import Console
+from torch import nn
 
 from trainlab.cli import main
 from trainlab.config import load_config
-from trainlab.engine.callbacks import write_metrics_csv
-from trainlab.tools.doctor import CHECK_NAMES, run_doctor
+from trainlab.engine.callbacks import NonFiniteLossGuard, write_metrics_csv
+from trainlab.models.registry import IMAGE_MODEL_INPUTS, MODELS
+from trainlab.tools.doctor import CHECK_NAMES, run_doctor, runner
 from trainlab.tools.doctor.runner import RUNNERS
 from tests.conftest import TINY
+from tests.tools.doctor_helpers import NaNAfter, strict_json
 
 
 def trainlab(*args):
@@ -108,3 +113,141 @@ def test_a_run_folder_with_only_runs_those_checks_on_its_config(tmp_path):
     result = run_doctor(config, source, "initial_loss,curves", None, quiet())
     assert [c.name for c in result.checks] == ["initial_loss", "curves"]
     assert result.checks[1].evidence["source"] == f"run {folder.name}"  # its own curves, not a short run
+
+
+# ---------------------------------------------------------------------------------------- diverging configs
+
+
+def image_mlp(in_channels, num_classes, image_size):
+    return nn.Sequential(nn.Flatten(), nn.Linear(in_channels * image_size[0] * image_size[1], 16), nn.ReLU(),
+                         nn.Linear(16, num_classes))  # fmt: skip
+
+
+def inf_output(*, in_channels: int, num_classes: int, image_size: tuple[int, int]) -> nn.Module:
+    """An MLP whose last bias is +inf: its outputs are infinite from the first forward."""
+    model = image_mlp(in_channels, num_classes, image_size)
+    with torch.no_grad():
+        model[-1].bias.fill_(float("inf"))
+    return model
+
+
+def nan_after_50(*, in_channels: int, num_classes: int, image_size: tuple[int, int]) -> nn.Module:
+    """An MLP whose outputs turn NaN after 50 training steps."""
+    return NaNAfter(image_mlp(in_channels, num_classes, image_size), steps=50)
+
+
+@pytest.fixture
+def user_models(monkeypatch):
+    """The models above, registered as a user's own would be, for this test only."""
+    for builder in (inf_output, nan_after_50):
+        monkeypatch.setitem(MODELS._builders, builder.__name__, builder)
+        monkeypatch.setitem(MODELS._injected, builder.__name__, IMAGE_MODEL_INPUTS)
+
+
+def doctor(*overrides, only=None, output):
+    """run_doctor on the embedded digits, two epochs, with `overrides` (a model of their own, or TINY's)."""
+    config, source = load_config(None, ["epochs=2", "progress=false", *overrides])
+    return run_doctor(config, source, only, output, quiet())
+
+
+def assert_report_complete(folder, checks):
+    """report.html, a strict doctor.json and every picture: NaN and infinities reach none of them as such."""
+    record = strict_json((folder / "doctor.json").read_text())
+    assert [c["name"] for c in record["checks"]] == [c.name for c in checks]
+    pictures = [name for check in record["checks"] for name in check["pictures"]]
+    assert pictures and all((folder / name).is_file() for name in pictures)
+    assert all(not check["evidence"].get("pictures_not_drawn") for check in record["checks"])
+    html = (folder / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == len(pictures)
+    return record
+
+
+def test_a_rate_that_diverges_within_a_few_steps_fails_every_training_check_without_a_traceback(tmp_path):
+    result = trainlab("doctor", *TINY, "optimizer.lr=1e6", "--output", str(tmp_path / "out"))
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    record = strict_json((tmp_path / "out" / "doctor.json").read_text())
+    status = {check["name"]: check for check in record["checks"]}
+    assert [name for name, check in status.items() if check["status"] == "fail"] == [
+        "overfit_example", "overfit_batch", "lr", "health", "curves"]  # fmt: skip
+    assert status["overfit_batch"]["evidence"]["non_finite_step"] == 2
+    health = status["health"]["evidence"]["non_finite"]
+    assert health["step"] == 2 and health["loss"] == "nan"  # NaN written as a string: strict JSON
+    curves = status["curves"]["evidence"]
+    assert curves["non_finite"]["step"] == 2 and curves["non_finite"]["lr"] == 1e6
+    assert curves["findings"][0]["diagnosis"] == "divergence"
+    assert "at step 2 (epoch 1), lr 1e+06" in status["curves"]["summary"]
+    assert "curves" in result.stdout and "fail" in result.stdout  # the table
+    assert all((tmp_path / "out" / name).is_file() for check in record["checks"] for name in check["pictures"])
+
+
+def test_a_rate_that_diverges_late_in_the_short_run_fails_the_curves(tmp_path):
+    # SGD warming up to a rate of 100 over the short run's first 100 steps: the loss falls at first, then climbs
+    result = doctor("model.name=mnist_mlp", "model.hidden=[32,32]", "optimizer.name=sgd", "optimizer.lr=100", "epochs=5",
+                    "scheduler.name=constant", "scheduler.warmup_steps=100", only="curves", output=tmp_path)  # fmt: skip
+    [check] = result.checks
+    assert result.failed and check.status == "fail"
+    [finding] = check.evidence["findings"]
+    assert finding["diagnosis"] == "divergence" and min(finding["epochs"]) >= 3, finding
+    assert_report_complete(tmp_path, result.checks)
+
+
+def test_a_model_that_outputs_inf_fails_each_check_that_runs_it_and_blames_the_model(tmp_path, user_models):
+    result = doctor("model.name=inf_output", output=tmp_path)
+    status = {check.name: check for check in result.checks}
+    assert {name: check.status for name, check in status.items()} == {
+        "initial_loss": "fail", "data": "pass", "seeds": "warn", "overfit_example": "fail", "overfit_batch": "fail",
+        "lr": "fail", "health": "fail", "curves": "fail",
+    }  # fmt: skip
+    assert status["initial_loss"].evidence["non_finite_outputs"] == status["initial_loss"].evidence["outputs"]
+    assert status["health"].evidence["non_finite"]["first_non_finite_output"] == "3 Linear"
+    assert status["curves"].evidence["non_finite"]["step"] == 1
+    for name in ("overfit_example", "overfit_batch", "lr", "health", "curves"):
+        assert "not the cause" in status[name].advice, name  # no update has happened: the rate is not to blame
+    record = assert_report_complete(tmp_path, result.checks)
+    assert record["checks"][0]["evidence"]["logit_std"] == "nan"  # written as a string: strict JSON
+
+
+def test_a_loss_that_turns_nan_late_is_named_at_its_step_after_the_finite_epochs(tmp_path, user_models):
+    result = doctor("model.name=nan_after_50", only="overfit_batch,health,curves", output=tmp_path)
+    overfit, health, curves = result.checks
+    assert overfit.status == "fail" and overfit.evidence["non_finite_step"] == 51
+    assert health.status == "pass"  # its 10 steps end before the loss turns
+    assert curves.status == "fail" and curves.evidence["non_finite"]["step"] == 51
+    epoch = curves.evidence["non_finite"]["epoch"]
+    assert epoch > 1 and [row["epoch"] for row in curves.evidence["history"]] == list(range(1, epoch + 1))
+    assert curves.evidence["findings"][0]["epochs"] == [epoch]
+    assert_report_complete(tmp_path, result.checks)
+
+
+def test_the_nan_guard_of_a_run_becomes_the_curves_finding(tmp_path, monkeypatch):
+    class Guarded(runner.StopWhenNotFinite):
+        """The short run with the run's own guard, which raises at the first NaN loss."""
+
+        def on_after_backward(self, trainer):
+            super().on_after_backward(trainer)
+            NonFiniteLossGuard().on_after_backward(trainer)
+
+    monkeypatch.setattr(runner, "StopWhenNotFinite", Guarded)
+    result = doctor(*TINY, "optimizer.lr=1e6", only="curves", output=tmp_path)
+    [check] = result.checks
+    assert check.status == "fail" and check.evidence["findings"][0]["diagnosis"] == "failure"
+    assert "the loss became nan at step 2 (epoch 1)" in check.summary
+    assert_report_complete(tmp_path, result.checks)
+
+
+def test_a_picture_that_cannot_be_drawn_is_noted_and_the_report_still_written(tmp_path, monkeypatch):
+    def save_figure(figure, path):
+        if path.name == "curves.png":
+            raise ValueError("Axis limits cannot be NaN or Inf")
+        original(figure, path)
+
+    original = runner.save_figure
+    monkeypatch.setattr(runner, "save_figure", save_figure)
+    result = doctor(*TINY, only="curves,health", output=tmp_path)
+    health, curves = result.checks
+    assert curves.pictures == [] and curves.evidence["pictures_not_drawn"] == {"curves.png": "Axis limits cannot be NaN or Inf"}
+    assert health.pictures == ["health.png"]
+    record = strict_json((tmp_path / "doctor.json").read_text())
+    assert record["checks"][1]["evidence"]["pictures_not_drawn"]
+    assert "Axis limits cannot be NaN or Inf" in (tmp_path / "report.html").read_text()

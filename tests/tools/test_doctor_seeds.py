@@ -4,7 +4,7 @@ from torch import nn
 
 from trainlab.tools.doctor.checks import FAIL, PASS, WARN
 from trainlab.tools.doctor.seeds import Trial, check_seeds
-from tests.tools.doctor_helpers import CLASSES, FEATURES, FP32_CPU, batched, blobs
+from tests.tools.doctor_helpers import CLASSES, FEATURES, FP32_CPU, batched, blobs, inf_mlp
 
 BATCHES = batched(*blobs())[:3]
 
@@ -71,3 +71,21 @@ class NoisyLoader:
 def test_a_loader_that_does_not_repeat_its_epoch_fails():
     check = check_seeds(trial_with(lambda: nn.Dropout(0.5)), 0, FP32_CPU, loader=NoisyLoader(BATCHES))
     assert check.status == FAIL and "loader" in check.summary
+
+
+def test_a_loss_that_is_nan_from_the_first_step_leaves_nothing_to_compare():
+    check = check_seeds(trial_with(None, model=inf_mlp), 0, FP32_CPU)
+    assert check.status == WARN and check.summary.startswith("not applicable: the loss is nan from the first step")
+    assert check.evidence["non_finite_step"] == 1
+    assert "not the cause" in check.advice  # no update has happened: the model overflows
+
+
+def test_a_loss_that_blows_up_within_the_steps_is_compared_as_it_is_and_warns():
+    def build(seed):
+        net = nn.Sequential(nn.Linear(FEATURES, 32), nn.ReLU(), nn.Linear(32, CLASSES))
+        return Trial(net, torch.optim.SGD(net.parameters(), lr=1e30), nn.CrossEntropyLoss(), BATCHES)
+
+    check = check_seeds(build, 0, FP32_CPU)
+    assert check.status == WARN
+    assert check.evidence["non_finite_step"] == 2 and check.evidence["same_seed_max_difference"] == 0  # NaN repeats NaN
+    assert "identical" in check.summary and "from step 2" in check.summary

@@ -70,14 +70,14 @@ def test_pruned_and_failed_trials_are_recorded_and_the_sweep_goes_on(isolated, m
             return True
 
     monkeypatch.setattr(sweep_study, "_pruner", lambda name: PruneAfterOneEpoch())
-    # With 2 epochs, a 2-epoch warmup passes validation but cannot be built: that trial fails.
-    folder = sweep(config_file(isolated, "sweep:\n  method: grid\n  pruner: median\n  space: {scheduler.warmup_epochs: [0, 2]}\n",
-                               extra="epochs: 2\n"))  # fmt: skip
+    # A validation part of 0.9999 passes the config's checks, but leaves no image to train on: that trial fails.
+    config = config_file(isolated, "sweep:\n  method: grid\n  pruner: median\n  space: {data.val_size: [0.1, 0.9999]}\n")
+    folder = sweep(config, "epochs=2")
     pruned, failed = read_trials(folder)
     assert pruned["state"] == "pruned" and pruned["epochs"] == "1" and pruned["val/acc"]
     record = json.loads((folder / pruned["run"] / "run.json").read_text())
     assert record["status"] == "finished" and record["pruned_at_epoch"] == 1 and record["epochs_completed"] == 1
-    assert failed["state"] == "failed" and "warmup" in failed["error"] and not failed["val/acc"]
+    assert failed["state"] == "failed" and "data.val_size=0.9999" in failed["error"] and not failed["val/acc"]
 
 
 def test_a_grid_over_two_worker_processes_runs_every_combination_once(isolated):

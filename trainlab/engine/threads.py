@@ -85,7 +85,7 @@ class CPUThreads(Callback):
         self.since = time.monotonic()
         self.changes = 0
         if threads:
-            self._set(threads)
+            torch.set_num_threads(threads)
 
     def _wanted(self, current: int) -> int:
         others = self.load.cores() if self.load is not None else None
@@ -129,7 +129,7 @@ class CPUThreads(Callback):
         return {
             "mode": "auto" if self.fixed is None else "fixed", "max": self.ceiling, "cores": usable_cores(),
             "changes": self.changes,
-            "share": {str(k): round(v / total, 3) for k, v in sorted(self.used.items()) if v > 0},
+            "share": {str(k): round(v / total, 3) for k, v in sorted(self.used.items()) if round(v / total, 3) > 0},
         }  # fmt: skip
 
     def restore(self) -> None:

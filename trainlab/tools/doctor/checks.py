@@ -178,15 +178,24 @@ def new_figure(width: float, height: float) -> Figure:
 
 
 def loss_curve_figure(losses: list[float], title: str, target: float | None = None) -> Figure:
-    """Loss against step (a log axis when it spans over a decade): the picture of an overfitting check."""
+    """Loss against step (a log axis when it spans over a decade): the picture of an overfitting check.
+
+    A loss that turns NaN or infinite ends the line; a dotted red line marks the step where it did.
+    """
     fig = new_figure(6, 3.6)
     ax = fig.subplots()
     steps = range(1, len(losses) + 1)
-    finite = [v if math.isfinite(v) else math.nan for v in losses]  # a NaN step leaves a gap, not a broken axis
-    ax.plot(steps, finite, color="tab:blue", label="training loss")
-    if target is not None:
+    finite = [v if math.isfinite(v) else math.nan for v in losses]  # matplotlib takes no infinite axis limit
+    ax.plot(steps, finite, color="tab:blue", marker="o" if len(losses) <= 20 else None, label="training loss")
+    broken = first_non_finite(losses)
+    if broken is not None:
+        ax.axvline(broken + 1, color="tab:red", linestyle=":", label=f"{fmt(losses[broken])} from step {broken + 1}")
+    if broken == 0:
+        ax.text(0.5, 0.5, f"the loss is {fmt(losses[0])} from the first step", transform=ax.transAxes, ha="center",
+                color="tab:red")  # fmt: skip
+    if target is not None and math.isfinite(target):
         ax.axhline(target, color="tab:green", linestyle="--", linewidth=1, label=f"target {fmt(target)}")
-    positive = [v for v in [*finite, target or math.nan] if v > 0]
+    positive = [v for v in [*finite, target or math.nan] if math.isfinite(v) and v > 0]
     if positive and max(positive) > 10 * min(positive):  # a loss falling to ~0 reads best on a log axis
         log_scale(ax, "y", positive)
     ax.set_title(title)
@@ -199,7 +208,12 @@ def loss_curve_figure(losses: list[float], title: str, target: float | None = No
 
 def log_scale(ax: Axes, which: str, values: list[float]) -> None:
     """A log scale on the x or y axis of `ax` spanning at least two decades around `values` (so bars that start at the
-    axis' edge do not exaggerate small differences), with ticks at 1, 2 and 5 of each decade, written plainly (0.02)."""
+    axis' edge do not exaggerate small differences), with ticks at 1, 2 and 5 of each decade, written plainly (0.02).
+
+    Only the finite positive values count; without any, the axis stays linear."""
+    values = [v for v in values if math.isfinite(v) and v > 0]
+    if not values:
+        return
     low, high = min(values) / 2, max(values) * 2
     if high < 100 * low:
         middle = math.sqrt(low * high)
@@ -215,6 +229,24 @@ def log_scale(ax: Axes, which: str, values: list[float]) -> None:
         axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0), numticks=20))  # "auto" may keep only 10^k
         axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
     axis.set_minor_formatter(NullFormatter())
+
+
+def first_non_finite(values: Iterable[float]) -> int | None:
+    """The index of the first NaN or infinite value; None when every value is finite."""
+    return next((i for i, value in enumerate(values) if not math.isfinite(value)), None)
+
+
+def non_finite_advice(step: int, lr: float | None) -> str:
+    """What to try when the training loss turned NaN or infinite at `step` (1-based) under the rate `lr`.
+
+    At the first step no update has happened yet, so no rate is to blame: the forward or the loss overflows."""
+    if step == 1:
+        return ("the loss is not finite before any update, so the rate is not the cause: the model's output or the loss "
+                "overflows; look in the forward for an exp, a log of 0 or a division, at the initialisation scale, and "
+                "at the inputs (the data check)")  # fmt: skip
+    lower = f"optimizer.lr={fmt(lr / 10)}" if lr else "a rate 10x lower"
+    return (f"the loss diverged after {step - 1} update{'s' * (step != 2)}, so the learning rate is too high: lower it "
+            f"({lower}), clip gradients (regularization.clip_grad_norm=1), or add warmup")  # fmt: skip
 
 
 def fmt(value: float) -> str:

@@ -8,13 +8,18 @@ Per layer with a weight matrix (convolutions, linear layers, embeddings; in the 
 Per activation module (nn.ReLU, nn.Sigmoid, nn.Tanh; functional calls are not seen):
 - ReLU: the share of dead units, which are never positive for any example or position;
 - sigmoid and tanh: the share of saturated outputs, where the slope is under 2 % of its peak.
+A step whose loss or gradients are NaN or infinite ends the observation before its optimizer
+step (which would spoil the weights) and fails the check, naming the step, the loss, the rate
+and the first layer whose output was not finite; the other measures come from the steps before.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -24,7 +29,7 @@ from torch import nn
 from trainlab.engine.device import Placement
 from trainlab.tools.doctor.checks import (
     FAIL, WARN, Batch, Check, LossFn, OptimizerFactory, Problem, fmt, fresh_copy, from_problems, log_scale, new_figure,
-    seeded,
+    non_finite_advice, seeded,
 )  # fmt: skip
 
 HEALTH_STEPS = 10  # training steps observed, each on a new batch
@@ -55,6 +60,8 @@ class ActivationStats:
 
     def observe(self, module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
         out = output.detach().float()
+        if not out.isfinite().all():  # NaN is never positive nor saturated: it would read as dead units
+            return
         if self.kind == "relu":
             # (B, units, ...) -> (units, B * positions): a unit is a feature, or a channel at every position
             units = out.transpose(0, 1).reshape(out.shape[1], -1) if out.ndim > 1 else out.view(1, -1)
@@ -86,64 +93,115 @@ def check_health(
         module: ActivationStats(f"{name} {type(module).__name__}", "relu" if isinstance(module, nn.ReLU) else "squashing")
         for name, module in model.named_modules() if isinstance(module, (nn.ReLU, *_SQUASHING))
     }  # fmt: skip
+    first_non_finite = FirstNonFiniteOutput(model)
     hooks = [module.register_forward_hook(stats.observe) for module, stats in activations.items()]
+    steps, broken = 0, None
     try:
         with seeded(seed):
-            for _, (inputs, targets) in zip(range(HEALTH_STEPS), batches):
-                _observed_step(model, optimizer, loss_fn, inputs, targets, placement, layers)
+            for step, (inputs, targets) in zip(range(1, HEALTH_STEPS + 1), batches):
+                first_non_finite.name = None
+                broken = _observed_step(model, optimizer, loss_fn, inputs, targets, placement, layers)
+                if broken is not None:
+                    broken = {"step": step, **broken, "first_non_finite_output": first_non_finite.name}
+                    break
+                steps = step
     finally:
-        for hook in hooks:
+        for hook in [*hooks, *first_non_finite.hooks]:
             hook.remove()
-    return _judge(list(layers.values()), list(activations.values()))
+    return _judge(list(layers.values()), list(activations.values()), steps, broken)
+
+
+class FirstNonFiniteOutput:
+    """Forward hooks on every layer without children, and on the model: the first of them, in the order they run,
+    whose output holds a NaN or an infinity (None when none did); reset `name` before each forward."""
+
+    def __init__(self, model: nn.Module):
+        self.name: str | None = None
+        self.hooks = [
+            module.register_forward_hook(functools.partial(self._observe, f"{name} {type(module).__name__}" if name
+                                                           else "the model's forward, outside its layers"))
+            for name, module in model.named_modules() if module is model or not any(module.children())
+        ]  # fmt: skip
+
+    def _observe(self, name: str, module: nn.Module, inputs: tuple, output: Any) -> None:
+        floating = isinstance(output, torch.Tensor) and output.is_floating_point()
+        if self.name is None and floating and not output.detach().isfinite().all():
+            self.name = name
 
 
 def _observed_step(
     model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: LossFn, inputs: torch.Tensor, targets: torch.Tensor,
     placement: Placement, layers: dict[nn.Module, LayerStats],
-) -> None:  # fmt: skip
-    """A training step that records each layer's gradient norm and update-to-weight ratio."""
+) -> dict[str, Any] | None:  # fmt: skip
+    """A training step that records each layer's gradient norm and update-to-weight ratio.
+
+    A NaN or infinite loss or gradient stops it before the optimizer step: what was not finite, else None."""
     with placement.autocast():
         loss = loss_fn(model(inputs), targets)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
+    norms = {module: module.weight.grad.float().norm().item() if module.weight.grad is not None else 0.0
+             for module in layers}  # fmt: skip
+    not_finite = [layers[module].name for module, norm in norms.items() if not math.isfinite(norm)]
+    if not_finite or not torch.isfinite(loss):
+        return {"loss": loss.item(), "lr": optimizer.param_groups[0]["lr"], "non_finite_gradients": not_finite}
     before = {module: module.weight.detach().float().clone() for module in layers}
     for module, stats in layers.items():
-        grad = module.weight.grad
-        stats.grad_norms.append(grad.float().norm().item() if grad is not None else 0.0)
+        stats.grad_norms.append(norms[module])
     optimizer.step()
     for module, stats in layers.items():
         update = (module.weight.detach().float() - before[module]).norm()
         stats.update_ratios.append((update / before[module].norm().clamp_min(1e-12)).item())
 
 
-def _judge(layers: list[LayerStats], activations: list[ActivationStats]) -> Check:
-    grad = {s.name: float(np.mean(s.grad_norms)) for s in layers}
-    update = {s.name: float(np.mean(s.update_ratios)) for s in layers}
-    evidence = {"steps": HEALTH_STEPS, "grad_norm": grad, "update_ratio": update,
+def _judge(
+    layers: list[LayerStats], activations: list[ActivationStats], steps: int, broken: dict[str, Any] | None
+) -> Check:  # fmt: skip
+    """The check from the `steps` finite steps measured; `broken`: the step after them that was not finite."""
+    grad = {s.name: float(np.mean(s.grad_norms)) for s in layers if s.grad_norms}
+    update = {s.name: float(np.mean(s.update_ratios)) for s in layers if s.update_ratios}
+    evidence = {"steps": steps, "grad_norm": grad, "update_ratio": update,
                 "dead_relu_share": {s.name: s.share for s in activations if s.kind == "relu"},
-                "saturated_share": {s.name: s.share for s in activations if s.kind == "squashing"}}  # fmt: skip
-    problems = [*_gradient_problems(grad), *_activation_problems(activations), *_update_problems(update)]
-    if layers:
+                "saturated_share": {s.name: s.share for s in activations if s.kind == "squashing"},
+                **({"non_finite": broken} if broken else {})}  # fmt: skip
+    problems = [*_non_finite_problems(broken), *_gradient_problems(grad), *_activation_problems(activations),
+                *_update_problems(update)]  # fmt: skip
+    if not layers:
+        summary = "no layer with a weight matrix"
+    elif not grad:
+        summary = f"{len(layers)} layers: no finite step to measure"
+    else:
         norms, ratios = grad.values(), update.values()
         summary = (f"{len(layers)} layers: gradient norms {fmt(min(norms))}..{fmt(max(norms))}, "
                    f"update/weight {fmt(min(ratios))}..{fmt(max(ratios))}")  # fmt: skip
-    else:
-        summary = "no layer with a weight matrix"
     if activations:
         summary += f", dead or saturated units {max(s.share for s in activations):.0%} at most"
     healthy = (summary, "gradients reach every layer, activations are alive, updates are in proportion to the weights")
     check = from_problems("health", problems, evidence, healthy)
-    check.figures["health"] = health_figure(layers, activations)
+    check.figures["health"] = health_figure(layers, activations, broken)
     return check
 
 
+def _non_finite_problems(broken: dict[str, Any] | None) -> list[Problem]:
+    """A step whose loss or gradients were NaN or infinite: where, at which rate, and the first layer to overflow."""
+    if broken is None:
+        return []
+    loss, layers, first = broken["loss"], broken["non_finite_gradients"], broken["first_non_finite_output"]
+    parts = [] if math.isfinite(loss) else [f"the loss ({fmt(loss)})"]
+    parts += [f"the gradients of {len(layers)} layers"] if layers else []
+    what = f"{' and '.join(parts)} not finite at step {broken['step']} (lr {fmt(broken['lr'])})"
+    if math.isfinite(loss):
+        what += f", loss {fmt(loss)}"
+    if first:
+        what += f"; the first non-finite output: {first}"
+    return [Problem(FAIL, what, non_finite_advice(broken["step"], broken["lr"]))]
+
+
 def _gradient_problems(grad: dict[str, float]) -> list[Problem]:
-    """Non-finite, exploding, absent or vanishing gradients: the first that applies."""
+    """Exploding, absent or vanishing gradients (of finite steps): the first that applies."""
     if not grad:
         return []
     low, high = min(grad, key=grad.get), max(grad, key=grad.get)
-    if not all(math.isfinite(v) for v in grad.values()):
-        return [Problem(FAIL, "non-finite gradients", "lower the learning rate, clip gradients, check the inputs for NaN")]
     if grad[high] > EXPLODING_NORM:
         advice = "clip the gradient norm (regularization.clip_grad_norm=1), lower the rate, add batch norm"
         return [Problem(FAIL, f"exploding gradients ({high}: {fmt(grad[high])})", advice)]
@@ -183,12 +241,23 @@ def _update_problems(update: dict[str, float]) -> list[Problem]:
     return [Problem(WARN, f"update/weight {fmt(outside[name])} in {name}", f"per step, about 1e-3 is healthy; {direction}")]
 
 
-def health_figure(layers: list[LayerStats], activations: list[ActivationStats]) -> Figure:
-    """One panel per metric, one bar per layer: gradient norm, update-to-weight ratio, dead or saturated share."""
+def health_figure(
+    layers: list[LayerStats], activations: list[ActivationStats], broken: dict[str, Any] | None = None
+) -> Figure:  # fmt: skip
+    """One panel per metric, one bar per layer: gradient norm, update-to-weight ratio, dead or saturated share.
+
+    The bars are the means over the finite steps; a layer without any is left out, and a title says where it broke."""
     fig = new_figure(12, 4)
     grad_ax, update_ax, act_ax = fig.subplots(1, 3)
-    names = [s.name for s in layers]
-    grads, updates = [float(np.mean(s.grad_norms)) for s in layers], [float(np.mean(s.update_ratios)) for s in layers]
+    measured = [s for s in layers if s.grad_norms]
+    names = [s.name for s in measured]
+    grads = [float(np.mean(s.grad_norms)) for s in measured]
+    updates = [float(np.mean(s.update_ratios)) for s in measured]
+    updates = [v if math.isfinite(v) else math.nan for v in updates]  # an overflowing step: no bar (no infinite limit)
+    if broken is not None:
+        before = broken["step"] - 1
+        shown = f"means of the {before} step{'s' * (before != 1)} before it" if measured else "no finite step to show"
+        fig.suptitle(f"not finite at step {broken['step']} (loss {fmt(broken['loss'])}): {shown}", color="tab:red")
     grad_ax.barh(names, grads, color="tab:blue")
     grad_ax.set_title("gradient norm per layer")
     update_ax.barh(names, updates, color="tab:purple")
@@ -197,9 +266,9 @@ def health_figure(layers: list[LayerStats], activations: list[ActivationStats]) 
     update_ax.set_title("update / weight per step")
     update_ax.legend(fontsize=8)
     for ax, values in ((grad_ax, grads), (update_ax, [*updates, *UPDATE_RATIO_BAND])):
-        positive = [v for v in values if v > 0]
-        if positive:  # a log axis needs a positive value
-            log_scale(ax, "x", positive)
+        log_scale(ax, "x", values)  # on the finite positive values; linear without any
+        if layers and not measured:
+            ax.text(0.5, 0.5, "no finite step", transform=ax.transAxes, ha="center", color="tab:red")
         ax.invert_yaxis()  # the first layer on top
         ax.grid(alpha=0.3, axis="x")
     act_names = [s.name for s in activations]

@@ -64,14 +64,21 @@ def check_initial_loss(
     prior_guess = min(loss_fn(prior_logits, targets).item(), uniform_guess)
     probabilities = bool((logits >= 0).all() and ((logits.sum(1) - 1).abs() <= PROBABILITY_TOLERANCE).all())
     ratio = _off_by(loss, prior_guess, uniform_guess)
+    non_finite = int((~logits.isfinite()).sum())
     evidence = {
         "loss": loss, "uniform_guess": uniform_guess, "prior_guess": prior_guess, "off_by": ratio,
         "logit_std": logits.std().item(), "outputs_are_probabilities": probabilities, "examples": len(targets),
+        "non_finite_outputs": non_finite, "outputs": logits.numel(),
     }  # fmt: skip
     summary = f"loss {fmt(loss)}, expected {fmt(uniform_guess)}"
     if prior_guess < uniform_guess * 0.99:
         summary += f" (class-prior guess {fmt(prior_guess)})"
 
+    if non_finite:
+        return Check("initial_loss", FAIL, summary + f"; {non_finite:,} of {logits.numel():,} outputs are NaN or infinite",
+                     "the untrained model's outputs are not finite: look in the forward for an overflow (an exp, a log "
+                     "of 0, a division) and at the initialisation scale; the data check says whether the inputs are "
+                     "finite", evidence)  # fmt: skip
     if not math.isfinite(loss):
         return Check("initial_loss", FAIL, summary, "the loss is not finite before any training: look for NaN or infinite "
                      "inputs (the data check) and for a layer that overflows (a huge init scale)", evidence)  # fmt: skip

@@ -12,6 +12,11 @@ minimum the loss is about to blow up; a decade lower it still falls quickly and 
 It needs no derivative of a noisy curve, unlike "steepest descent", which jumps between
 neighbouring dips.
 
+A configured rate above LR_END extends the sweep, at the same steps per decade, to LR_BEYOND
+times that rate, so the test says whether the configured rate diverges. A loss that is NaN or
+infinite within the first START_STEPS steps blows up at rates far too small to matter: the model
+or the loss overflows, and there is no rate to suggest.
+
 The model's weights and buffers and the optimizer's state come back bit-identical afterwards,
 and the sweep runs under its own seed, so it repeats and leaves other random streams alone.
 """
@@ -28,10 +33,15 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from trainlab.engine.device import Placement
-from trainlab.tools.doctor.checks import FAIL, PASS, WARN, Batch, Check, LossFn, base_lr, fmt, new_figure, seeded, train_step
+from trainlab.tools.doctor.checks import (
+    FAIL, PASS, WARN, Batch, Check, LossFn, base_lr, first_non_finite, fmt, new_figure, non_finite_advice, seeded,
+    train_step,
+)  # fmt: skip
 
 LR_START, LR_END = 1e-7, 10.0  # from surely too small to surely too large, for SGD and Adam alike
 LR_STEPS = 100  # 12 steps per decade, fastai's default
+LR_BEYOND = 10.0  # a configured rate above LR_END: the sweep runs on to 10x it, the smoothed loss lags about a decade
+START_STEPS = 5  # the first steps, at rates far too small to change anything: the loss's starting level
 SMOOTHING = 0.9  # EMA factor: ~10 steps, a bit more than a decade of rates; fastai's 0.98 lags 4 decades over 100 steps
 DIVERGENCE_FACTOR = 4.0  # the smoothed loss at 4x its best: diverged, stop (fastai's criterion)
 MIN_DROP = 0.02  # the smoothed loss must fall 2 % below its start (CIFAR's workshop CNN: ~4 %; the noise: < 0.5 %)
@@ -44,11 +54,22 @@ class LRSweep:
     lrs: list[float]
     losses: list[float]  # raw loss of each step
     smoothed: list[float]
-    lr_at_min: float
-    suggested: float
+    lr_at_min: float | None  # None: no finite loss before the sweep diverged
+    suggested: float | None
     diverged_at: float | None  # the rate from which the loss diverges; None: not within the sweep
     fell: bool  # whether the smoothed loss fell by MIN_DROP at all
     rule: str = RULE
+
+    @property
+    def non_finite_step(self) -> int | None:
+        """The step (1-based) whose raw loss is NaN or infinite (the sweep stops there); None if every loss is finite."""
+        broken = first_non_finite(self.losses)
+        return None if broken is None else broken + 1
+
+    @property
+    def blew_up_at_start(self) -> bool:
+        """NaN or infinite within the first START_STEPS steps, at rates far too small for the rate to be the cause."""
+        return self.non_finite_step is not None and self.non_finite_step <= START_STEPS
 
 
 def find_lr(
@@ -83,14 +104,23 @@ def find_lr(
         model.load_state_dict(saved_model)
         optimizer.load_state_dict(saved_optimizer)
         model.train(was_training)
-    lowest = min(range(len(smoothed)), key=lambda i: smoothed[i] if math.isfinite(smoothed[i]) else math.inf)
+    finite = [i for i, v in enumerate(smoothed) if math.isfinite(v)]
+    if not finite:
+        return LRSweep(lrs, losses, smoothed, None, None, diverged_at, fell=False)
+    lowest = min(finite, key=smoothed.__getitem__)
     fell = smoothed[lowest] < (1 - MIN_DROP) * _start_level(losses)
     return LRSweep(lrs, losses, smoothed, lrs[lowest], lrs[lowest] / 10, diverged_at, fell)
 
 
+def sweep_end(configured: float) -> tuple[float, int]:
+    """The sweep's last rate and its step count: LR_END in LR_STEPS, or on to LR_BEYOND x a rate above LR_END."""
+    end = LR_BEYOND * configured if configured > LR_END else LR_END
+    return end, round(LR_STEPS * math.log(end / LR_START) / math.log(LR_END / LR_START))
+
+
 def _start_level(losses: list[float]) -> float:
     """The loss before the sweep changes anything: the mean of its first steps, whose rates are far too small."""
-    return sum(losses[:5]) / len(losses[:5])
+    return sum(losses[:START_STEPS]) / len(losses[:START_STEPS])
 
 
 def _diverged(smoothed: float, best: float, start: float) -> bool:
@@ -105,16 +135,30 @@ def check_lr(
 ) -> Check:  # fmt: skip
     """Run the range test and compare the optimizer's configured rate with the suggestion."""
     configured = base_lr(optimizer)
-    sweep = find_lr(model, optimizer, loss_fn, batches, placement, seed=seed)
+    end, steps = sweep_end(configured)
+    sweep = find_lr(model, optimizer, loss_fn, batches, placement, seed=seed, end=end, steps=steps)
     evidence = {
         "configured_lr": configured, "suggested_lr": sweep.suggested, "rule": sweep.rule, "lr_at_min": sweep.lr_at_min,
-        "diverged_at": sweep.diverged_at, "loss_fell": sweep.fell, "steps": len(sweep.lrs),
+        "diverged_at": sweep.diverged_at, "loss_fell": sweep.fell, "steps": len(sweep.lrs), "sweep_end": end,
         "sweep": {"lr": sweep.lrs, "loss": sweep.losses, "smoothed": sweep.smoothed},
     }  # fmt: skip
+    broken = sweep.non_finite_step
+    if broken is not None:
+        evidence |= {"non_finite_step": broken, "non_finite_loss": sweep.losses[-1], "non_finite_lr": sweep.lrs[-1]}
     figures = {"lr_finder": sweep_figure(sweep, configured)}
+    if sweep.suggested is None or sweep.blew_up_at_start:
+        step, value = len(sweep.lrs), sweep.losses[-1]
+        summary = f"the loss is {fmt(value)} at step {step} of the sweep, at lr {fmt(sweep.lrs[-1])}: no rate to suggest"
+        advice = non_finite_advice(1, None) if step == 1 else (
+            "the loss blows up at rates far too small to matter, so the rate is not the cause: the model's output or "
+            "the loss overflows; look in the forward for an exp, a log of 0 or a division, and at the init scale"
+        )  # fmt: skip
+        return Check("lr", FAIL, summary, advice, evidence, figures)
     summary = f"suggested {fmt(sweep.suggested)} (min/10), configured {fmt(configured)}"
     if sweep.diverged_at is not None:
         summary += f", diverges from {fmt(sweep.diverged_at)}"
+    if broken is not None:
+        summary += f" (loss {fmt(sweep.losses[-1])} at lr {fmt(sweep.lrs[-1])})"
     ratio, suggestion = configured / sweep.suggested, f"optimizer.lr={fmt(sweep.suggested)}"
     if sweep.diverged_at is not None and configured >= sweep.diverged_at:
         status, advice = FAIL, f"the configured rate is past the point where the loss diverges: try {suggestion}"
@@ -131,18 +175,30 @@ def check_lr(
 
 
 def sweep_figure(sweep: LRSweep, configured: float | None = None) -> Figure:
-    """Loss against learning rate (log axis): raw and smoothed, the lowest point and the suggestion."""
+    """Loss against learning rate (log axis): raw and smoothed, the lowest point, the suggestion, the divergence.
+
+    NaN and infinite losses are left out of the lines (matplotlib takes no infinite axis limit)."""
     fig = new_figure(7, 4)
     ax = fig.subplots()
-    ax.plot(sweep.lrs, sweep.losses, color="tab:blue", alpha=0.3, label="loss")
-    ax.plot(sweep.lrs, sweep.smoothed, color="tab:blue", label="smoothed loss")
-    lowest = sweep.lrs.index(sweep.lr_at_min)
-    ax.plot([sweep.lr_at_min], [sweep.smoothed[lowest]], "o", color="tab:red", label=f"lowest at {fmt(sweep.lr_at_min)}")
-    ax.axvline(sweep.suggested, color="tab:green", label=f"suggested {fmt(sweep.suggested)} (min/10)")
+    marker = "o" if len(sweep.lrs) <= START_STEPS else None  # a line of one point is invisible
+    for values, alpha, label in ((sweep.losses, 0.3, "loss"), (sweep.smoothed, 1.0, "smoothed loss")):
+        shown = [v if math.isfinite(v) else math.nan for v in values]
+        ax.plot(sweep.lrs, shown, color="tab:blue", alpha=alpha, marker=marker, label=label)
+    if sweep.lr_at_min is not None and sweep.suggested is not None:
+        lowest = sweep.lrs.index(sweep.lr_at_min)
+        ax.plot([sweep.lr_at_min], [sweep.smoothed[lowest]], "o", color="tab:red", label=f"lowest at {fmt(sweep.lr_at_min)}")
+        ax.axvline(sweep.suggested, color="tab:green", label=f"suggested {fmt(sweep.suggested)} (min/10)")
+    if sweep.diverged_at is not None:
+        ax.axvline(sweep.diverged_at, color="tab:red", linestyle=":", label=f"diverged from {fmt(sweep.diverged_at)}")
     if configured is not None:
         ax.axvline(configured, color="0.4", linestyle="--", label=f"configured {fmt(configured)}")
     finite = [v for v in sweep.smoothed if math.isfinite(v)]
-    ax.set_ylim(min(finite) * 0.9, min(max(finite), 2 * finite[0]) * 1.1)  # the divergence would squash the rest
+    low, high = (min(finite) * 0.9, min(max(finite), 2 * finite[0]) * 1.1) if finite else (0, 0)
+    if low < high:
+        ax.set_ylim(low, high)  # the divergence would squash the rest
+    if not finite:
+        ax.text(0.5, 0.5, f"the loss is {fmt(sweep.losses[0])} from the first step", transform=ax.transAxes, ha="center",
+                color="tab:red")  # fmt: skip
     ax.set_xscale("log")
     ax.set_xlabel("learning rate")
     ax.set_ylabel("training loss")

@@ -7,7 +7,9 @@ One example must reach a loss of about 0 within EXAMPLE_STEPS steps. A forward t
 its input fits one example with its biases alone, so the check first feeds a few different
 examples and fails when the output is the same for all of them. Failing here points at the
 model definition: the output does not depend on the input, a softmax or sigmoid squashes the
-logits, a layer gets no gradient; or, when the loss rose, at a learning rate far too high.
+logits, a layer gets no gradient; or, when the loss rose, at a learning rate far too high. A loss that
+turns NaN or infinite ends the fit and fails it, naming the step and the rate: at the first
+step, before any update, the forward or the loss overflows; later, the rate is too high.
 
 One fixed batch must see its loss fall steadily, to a tenth of its start within BATCH_STEPS.
 """
@@ -21,8 +23,8 @@ from torch import nn
 
 from trainlab.engine.device import Placement
 from trainlab.tools.doctor.checks import (
-    FAIL, PASS, WARN, Batch, Check, LossFn, OptimizerFactory, fmt, fresh_copy, loss_curve_figure, train_step,
-    without_dropout,
+    FAIL, PASS, WARN, Batch, Check, LossFn, OptimizerFactory, base_lr, fmt, fresh_copy, loss_curve_figure,
+    non_finite_advice, train_step, without_dropout,
 )  # fmt: skip
 
 EXAMPLE_STEPS = 200  # most steps for one example; Adam at 1e-3 takes 6 (workshop CNN, CIFAR) to 65 (a 4-channel one, digits)
@@ -53,17 +55,17 @@ def check_overfit_example(
     losses = _fit(model, optimizer, loss_fn, example, placement, EXAMPLE_STEPS, EXAMPLE_TARGET_LOSS)
     reached = next((step for step, loss in enumerate(losses, 1) if loss < EXAMPLE_TARGET_LOSS), None)
     evidence |= {"losses": losses, "steps": len(losses), "first_loss": losses[0], "final_loss": losses[-1],
-                 "target_loss": EXAMPLE_TARGET_LOSS, "steps_to_target": reached}  # fmt: skip
+                 "target_loss": EXAMPLE_TARGET_LOSS, "steps_to_target": reached, **_non_finite(losses, optimizer)}  # fmt: skip
     outcome = _outcome(losses, reached is not None)
     advice = {
         "reached": "the model can fit one example: forward, loss and gradients are connected",
         "slow": "the loss falls, not to about 0: raise the learning rate, or look for a sigmoid or softmax squashing the logits",
-        "diverged": "the learning rate is far too high: lower it 10x",
+        "diverged": non_finite_advice(len(losses), evidence.get("lr")),
         "rose": "the loss rose on a single example: the learning rate is too high",
         "stuck": "the model cannot fit one example: look for a layer without gradient (a detach, requires_grad=False), "
                  "a softmax or sigmoid squashing the logits, or fewer outputs than classes",
     }[outcome]  # fmt: skip
-    summary = f"loss {fmt(losses[0])} -> {fmt(losses[-1])} in {len(losses)} steps" + ("" if reached else ", not near 0")
+    summary = _summary(losses, evidence) + ("" if reached or outcome == "diverged" else ", not near 0")
     figures = {"overfit_example": loss_curve_figure(losses, "one example (seen twice per step)", EXAMPLE_TARGET_LOSS)}
     return Check("overfit_example", OUTCOME_STATUS[outcome], summary, advice, evidence, figures)
 
@@ -76,20 +78,22 @@ def check_overfit_batch(
     without_dropout(model)
     first = train_step(model, optimizer, loss_fn, *batch, placement).item()
     target = BATCH_TARGET_FRACTION * first
-    losses = [first] + _fit(model, optimizer, loss_fn, batch, placement, BATCH_STEPS - 1, target)
+    losses = [first]
+    if math.isfinite(first):  # else the first step left NaN weights: nothing more to see
+        losses += _fit(model, optimizer, loss_fn, batch, placement, BATCH_STEPS - 1, target)
     spikes = sum(loss > SPIKE_FACTOR * min(losses[:i]) for i, loss in enumerate(losses[1:], 1))
     evidence = {"batch_size": len(batch[1]), "losses": losses, "steps": len(losses), "first_loss": first,
-                "final_loss": losses[-1], "target_loss": target, "spikes": spikes}  # fmt: skip
+                "final_loss": losses[-1], "target_loss": target, "spikes": spikes, **_non_finite(losses, optimizer)}  # fmt: skip
     outcome = _outcome(losses, losses[-1] < target)
     status = OUTCOME_STATUS[outcome]
     advice = {
         "reached": "the loss falls steadily on one batch: model, loss and optimizer can learn",
         "slow": "the loss falls, slowly: raise the learning rate (the lr check), or look for dead or saturated units (health)",
-        "diverged": "the learning rate is far too high: lower it 10x",
+        "diverged": non_finite_advice(len(losses), evidence.get("lr")),
         "rose": "the loss rose on a batch it sees again and again: the learning rate is too high",
         "stuck": "the loss does not fall on a batch it sees again and again: see the one-example and health checks",
     }[outcome]  # fmt: skip
-    summary = f"loss {fmt(first)} -> {fmt(losses[-1])} in {len(losses)} steps"
+    summary = _summary(losses, evidence)
     if outcome == "reached" and spikes:
         status, summary = WARN, summary + f", {spikes} spikes on the way"
         advice = "the loss falls, but jumps up on the way: the learning rate is on the high side"
@@ -98,6 +102,22 @@ def check_overfit_batch(
 
 
 OUTCOME_STATUS = {"reached": PASS, "slow": WARN, "diverged": FAIL, "rose": FAIL, "stuck": FAIL}
+
+
+def _non_finite(losses: list[float], optimizer: torch.optim.Optimizer) -> dict[str, float]:
+    """The step (1-based) and value of a NaN or infinite loss (the last: the fit stops there), with the rate."""
+    if math.isfinite(losses[-1]):
+        return {}
+    return {"non_finite_step": len(losses), "non_finite_loss": losses[-1], "lr": base_lr(optimizer)}
+
+
+def _summary(losses: list[float], evidence: dict) -> str:
+    """"loss 2.3 -> 0.01 in 40 steps", or where it stopped being finite: "loss 2.3 -> nan at step 7 (lr 10)"."""
+    if "non_finite_step" not in evidence:
+        return f"loss {fmt(losses[0])} -> {fmt(losses[-1])} in {len(losses)} steps"
+    if len(losses) == 1:
+        return f"loss {fmt(losses[0])} at the first step, before any update (lr {fmt(evidence['lr'])})"
+    return f"loss {fmt(losses[0])} -> {fmt(losses[-1])} at step {len(losses)} (lr {fmt(evidence['lr'])})"
 
 
 def _outcome(losses: list[float], reached: bool) -> str:

@@ -4,6 +4,11 @@ The only module of the doctor that reads a config. A config gets the checks befo
 and the curve diagnosis of a short run made here (SHORT_RUN_EPOCHS epochs of at most
 SHORT_RUN_BATCHES batches); a finished run folder gets the diagnosis of its own metrics.csv,
 and the other checks, on its saved config, when --only names them.
+
+The short run notes its first step's loss and the first step whose loss is NaN or infinite, and
+stops after that epoch; a training error inside it (the run's NaN guard) becomes the curves
+check's failure, as a failed run folder's does. A picture matplotlib cannot draw is named in its
+check's evidence (`pictures_not_drawn`); the report is written all the same.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import functools
 import itertools
 import math
 import time
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +34,7 @@ from trainlab.engine.device import Placement
 from trainlab.engine.loop import Callback, Trainer
 from trainlab.engine.losses import LOSSES
 from trainlab.engine.optim import OPTIMIZERS, SCHEDULERS
+from trainlab.errors import ConfigNote, TrainlabError, UsageError
 from trainlab.evaluation.plots import save_figure
 from trainlab.run_folder import RunFolder
 from trainlab.tools.doctor import report
@@ -103,10 +110,7 @@ RUNNERS: dict[str, Callable[[Subject], Check]] = {
         s.model, s.make_optimizer(s.model.parameters()), s.loss_fn, cycle_batches(s.train), s.placement, s.seed
     ),
     "health": lambda s: check_health(s.model, s.make_optimizer, s.loss_fn, cycle_batches(s.train), s.placement, s.seed),
-    "curves": lambda s: check_curves(
-        short_run(s), s.chance, short_run=True, lr=s.lr, batch_size=s.train.batch_size,
-        source=f"a short run of {min(SHORT_RUN_BATCHES, len(s.train))} batches an epoch",
-    ),
+    "curves": lambda s: short_run_curves(s),
 }  # fmt: skip
 
 
@@ -133,7 +137,11 @@ def run_doctor(
     checks.sort(key=lambda c: CHECK_NAMES.index(c.name))
     for check in checks:
         for stem, figure in check.figures.items():
-            save_figure(figure, folder / f"{stem}.png")
+            try:
+                save_figure(figure, folder / f"{stem}.png")
+            except (ValueError, OverflowError) as e:  # matplotlib on values it cannot place: the findings still stand
+                check.evidence.setdefault("pictures_not_drawn", {})[f"{stem}.png"] = str(e)
+                continue
             check.pictures.append(f"{stem}.png")
     report.write_report(folder, checks, config, source, run_dir)
     report.print_table(console, checks)
@@ -195,27 +203,63 @@ class CappedLoader:
 
 
 class StopWhenNotFinite(Callback):
-    """Ends the short run after an epoch whose loss is NaN or infinite: the curve has said it all."""
+    """Notes the first step's loss and the first step whose loss is NaN or infinite, and ends the short run after the
+    epoch of that one: the curve has said it all."""
+
+    def __init__(self) -> None:
+        self.start: float | None = None  # the loss of the first step, before any update
+        self.first: dict[str, float] | None = None  # {"step", "epoch", "loss", "lr"}: 1-based step and epoch
+
+    def on_after_backward(self, trainer: Trainer) -> None:
+        if trainer.global_step == 0:
+            self.start = trainer.loss.item()
+        if self.first is None and not torch.isfinite(trainer.loss):
+            self.first = {"step": trainer.global_step + 1, "epoch": trainer.epoch + 1, "loss": trainer.loss.item(),
+                          "lr": trainer.optimizer.param_groups[0]["lr"]}  # fmt: skip
 
     def on_epoch_end(self, trainer: Trainer) -> None:
-        if not math.isfinite(trainer.history[-1]["train_loss"]):
+        if self.first is not None or not math.isfinite(trainer.history[-1]["train_loss"]):
             trainer.should_stop = True
 
 
-def short_run(subject: Subject) -> list[dict[str, float]]:
+@dataclass
+class ShortRun:
+    history: list[dict[str, float]]  # as metrics.csv has it
+    start: float | None  # the loss of the first step, before any update
+    non_finite: dict[str, float] | None  # the first step whose loss was NaN or infinite
+    failure: str | None  # the training error that ended it (the NaN guard's), its last epoch missing from the history
+
+
+def short_run(subject: Subject) -> ShortRun:
     """Train a copy of the model for SHORT_RUN_EPOCHS epochs of at most SHORT_RUN_BATCHES batches, with
-    the config's optimizer and schedule (sized to the short run); the history, as metrics.csv has it."""
+    the config's optimizer and schedule (sized to the short run)."""
     model, optimizer = fresh_copy(subject.model, subject.make_optimizer)
     train = CappedLoader(subject.train, SHORT_RUN_BATCHES)
     val = CappedLoader(subject.val, SHORT_RUN_VAL_BATCHES) if subject.val is not None else None
-    callbacks: list[Callback] = [StopWhenNotFinite()]
-    try:
+    watch = StopWhenNotFinite()
+    callbacks: list[Callback] = [watch]
+    with warnings.catch_warnings():  # a warmup cut to fit the short run is the doctor's doing, not the config's
+        warnings.simplefilter("ignore", ConfigNote)
         callbacks.append(LRSchedule(subject.make_scheduler(optimizer, SHORT_RUN_EPOCHS, len(train))))
-    except ValueError:
-        pass  # a warmup longer than the short run: train it at the base rate
     trainer = Trainer(model, optimizer, subject.loss_fn, train, val, epochs=SHORT_RUN_EPOCHS, placement=subject.placement,
                       callbacks=callbacks)  # fmt: skip
-    return trainer.fit()
+    try:
+        trainer.fit()
+    except UsageError:
+        raise
+    except TrainlabError as e:  # a training failure (a NaN guard) is what the curves check reports, as for a failed run
+        return ShortRun(trainer.history, watch.start, watch.first, str(e))
+    return ShortRun(trainer.history, watch.start, watch.first, None)
+
+
+def short_run_curves(subject: Subject) -> Check:
+    """The curve diagnosis of a short run from the initial weights."""
+    run = short_run(subject)
+    return check_curves(
+        run.history, subject.chance, short_run=True, lr=subject.lr, batch_size=subject.train.batch_size,
+        source=f"a short run of {min(SHORT_RUN_BATCHES, len(subject.train))} batches an epoch", failure=run.failure,
+        non_finite=run.non_finite, start=run.start,
+    )  # fmt: skip
 
 
 def run_folder_curves(run_dir: Path, config: ExperimentConfig) -> Check:
