@@ -8,7 +8,7 @@ For each config and thread setting: one `trainlab run` alone, then two started t
 and 1), each a fresh process as a user starts it. The figure is each concurrent run's time over
 the alone run's (goal: <= 2.5 on 2 cores, where 2.0 is a fair share). `threads=2` fixed is how
 every torch process behaves by default, the case that was 30-100x slower. Figures go to
-benchmarks/results/concurrency.json. Run it alone on the machine: anything else busy skews it.
+benchmarks/results/concurrency-<config>.json. Run it alone on the machine: anything else busy skews it.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def start(config: str, seed: int, out: Path, overrides: list[str]) -> tuple[subp
 
 def finish(process: subprocess.Popen, started: float, out: Path) -> dict:
     stdout, stderr = process.communicate()
-    wall = time.perf_counter() - started
+    wall = process.ended - started if hasattr(process, "ended") else time.perf_counter() - started
     if process.returncode != 0:
         sys.exit(f"run failed ({process.returncode}):\n{stderr}")
     folder = Path(next(line.split()[1] for line in stdout.splitlines() if line.startswith("report: "))).parent
@@ -46,6 +46,14 @@ def measure(config: str, threads: str, epochs: int | None, out: Path) -> list[di
     overrides = [f"threads={threads}"] + ([f"epochs={epochs}"] if epochs else [])
     alone = finish(*start(config, 0, out, overrides), out)
     pair = [start(config, seed, out, overrides) for seed in (0, 1)]
+    while any(process.poll() is None for process, _ in pair):  # each one's end, not when we get to read it
+        for process, _ in pair:
+            if not hasattr(process, "ended") and process.poll() is not None:
+                process.ended = time.perf_counter()
+        time.sleep(0.05)
+    for process, _ in pair:
+        if not hasattr(process, "ended"):
+            process.ended = time.perf_counter()
     together = [finish(process, started, out) for process, started in pair]
     rows = []
     for label, result in [("alone", alone), *(("together", r) for r in together)]:
@@ -69,12 +77,14 @@ def main() -> None:
     for config in args.configs:
         resolved, _ = load_config(None if config == "default" else config)
         DATASETS.build(resolved.data.name, **resolved.data.args)  # decode and cache before any timed run
+        config_rows = []
         for threads in args.threads:
-            rows += measure(config, threads, epochs[config] or None, out)
-            print(table(rows[-3:]), flush=True)
+            config_rows += measure(config, threads, epochs[config] or None, out)
+            print(table(config_rows[-3:]), flush=True)
+        path = save(f"concurrency-{config.replace('/', '-')}", {"epochs": epochs[config] or resolved.epochs, "rows": config_rows})
+        print(path)
+        rows += config_rows
     print("\n" + table(rows))
-    path = save("concurrency", {"rows": rows})
-    print(f"\n{path}")
 
 
 if __name__ == "__main__":

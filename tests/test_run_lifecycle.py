@@ -159,3 +159,22 @@ def test_a_closed_terminal_interrupts_the_run_instead_of_failing_it(isolated):
     assert process.wait(timeout=60) == 129
     record = read_run(folder)
     assert record["status"] == "interrupted", record.get("error")
+
+
+def test_a_run_on_another_machine_is_dead_once_its_heartbeat_is_old_and_after_a_restart_at_once():
+    import datetime as dt
+
+    from trainlab.run_folder import STALE_HEARTBEAT_SECONDS, process_identity, run_status
+
+    def ago(seconds):
+        return (dt.datetime.now().astimezone() - dt.timedelta(seconds=seconds)).isoformat(timespec="seconds")
+
+    elsewhere = {"status": "running", "pid": 4242, "host": "another-machine", "boot_id": "x"}
+    assert run_status({**elsewhere, "heartbeat": ago(60)})[0] == "running"
+    status, reason = run_status({**elsewhere, "heartbeat": ago(STALE_HEARTBEAT_SECONDS + 60)})
+    assert status == DIED and "another-machine" in reason
+    here = {"status": "running", **process_identity(), "heartbeat": ago(0)}
+    assert run_status(here)[0] == "running"  # this very process
+    assert run_status({**here, "boot_id": "an-earlier-boot"})[0] == DIED  # the machine restarted since
+    assert run_status({**here, "process_start": here["process_start"] + 1})[0] == DIED  # the pid was reused
+    assert run_status({"status": "finished", "pid": 1})[0] == "finished"
