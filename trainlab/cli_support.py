@@ -36,8 +36,8 @@ def _untagged(param: Any) -> Any:
     return param
 
 
-class Command(TyperCommand):
-    """A command whose --help shows each value by its metavar (CONFIG, N, RUN_FOLDER), not by a type tag."""
+class _Untagged:
+    """--help that shows each value by its metavar (CONFIG, N, RUN_FOLDER), not by a type tag."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -47,15 +47,12 @@ class Command(TyperCommand):
         return _untagged(super().get_help_option(ctx))
 
 
-class Group(TyperGroup):
-    """The `trainlab` group, its own --version and --help shown as _Command shows a command's."""
+class Command(_Untagged, TyperCommand):
+    """A trainlab command."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.params = [_untagged(p) for p in self.params]
 
-    def get_help_option(self, ctx: Any) -> Any:
-        return _untagged(super().get_help_option(ctx))
+class Group(_Untagged, TyperGroup):
+    """The `trainlab` group: its own --version and --help shown as a command's."""
 
 
 @contextlib.contextmanager
