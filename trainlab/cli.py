@@ -112,12 +112,9 @@ def run(
     if config.seed + seeds - 1 > SEED_MAX:
         raise UsageError(f"--seeds {seeds} from seed {config.seed} goes past {SEED_MAX}, the largest seed torch takes")
     folders = []
-    try:
-        for offset in range(seeds):
-            seeded = config.model_copy(update={"seed": config.seed + offset})
-            folders.append(run_experiment(seeded, source, console=console, resume=resume).path)
-    except KeyboardInterrupt as e:
-        raise Interrupted(e) from None  # the run folder says "interrupted" and how to resume
+    for offset in range(seeds):  # Ctrl-C: the run folder says "interrupted" and how to resume (interrupts_as_errors)
+        seeded = config.model_copy(update={"seed": config.seed + offset})
+        folders.append(run_experiment(seeded, source, console=console, resume=resume).path)
     if seeds > 1:
         _print_comparison([str(f) for f in folders], sort="val_acc", fmt="table")
 

@@ -20,6 +20,7 @@ import torch
 from trainlab.engine.loop import Callback, Trainer
 from trainlab.errors import DataError, TrainlabError, UsageError
 from trainlab.utils.io import remove_stale_temporaries, write_json, write_text
+from trainlab.utils.processes import pid_alive
 
 STATUSES = ("running", "finished", "interrupted", "failed")
 DIED = "died"  # shown for a run whose run.json says running but whose process is gone (kill -9, power loss)
@@ -182,12 +183,8 @@ def _process_alive(record: dict[str, Any]) -> bool | None:
         return None
     if record.get("boot_id") and _boot_id() and record["boot_id"] != _boot_id():
         return False  # the machine restarted since
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+    if not pid_alive(pid):
         return False
-    except PermissionError:
-        pass  # exists, another user's
     start = _process_start(pid)
     return start is None or record.get("process_start") in (None, start)
 

@@ -94,7 +94,7 @@ def _slow_image_folder(root: Path, per_class: int) -> Path:
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds the decoding processes in /proc")
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_ctrl_c_or_sigterm_while_decoding_exits_without_tracebacks_or_leftovers(tmp_path, isolated, signum, code):
-    if vision._workers() < 2:
+    if vision.usable_cores() < 2:
         pytest.skip("the decode runs in a pool of processes only with 2 CPUs or more")
     root = _slow_image_folder(tmp_path / "slow", per_class=max(1500, vision.POOL_MIN_FILES))
     command = [sys.executable, "-m", "trainlab", "run", "data.name=image_folder", f"data.root={root}",

@@ -287,7 +287,7 @@ def test_many_files_decode_in_a_process_pool_in_the_same_order(tmp_path, monkeyp
     expected, _ = read_image_folder(root)
     monkeypatch.setattr(vision, "POOL_MIN_FILES", 1)
     monkeypatch.setattr(vision, "CHUNK_FILES", 2)
-    monkeypatch.setattr(vision, "_workers", lambda: 2)
+    monkeypatch.setattr(vision, "usable_cores", lambda: 2)
     arrays, _ = read_image_folder(root)
     np.testing.assert_array_equal(arrays.images, expected.images)
 

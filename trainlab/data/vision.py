@@ -24,6 +24,7 @@ from trainlab.data.base import CACHE_ENV, DATA_ENV, DATASETS, ImageArrays, Image
 from trainlab.data.download import download, extract_tar
 from trainlab.errors import DataError, UsageError
 from trainlab.utils.io import atomic_open, remove_stale_temporaries
+from trainlab.utils.processes import usable_cores
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
 # What Windows, macOS and NAS file managers leave among images (lower case), skipped like hidden files.
@@ -139,13 +140,8 @@ def _worker_signals() -> None:
             signal.signal(getattr(signal, name), signal.SIG_DFL)
 
 
-def _workers() -> int:
-    # The CPUs this process may run on, which a container or job scheduler can set below the machine's count.
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
 def _decode_all(files: list[str], image_size: int | None) -> list[np.ndarray]:
-    workers = _workers()
+    workers = usable_cores()
     if len(files) < POOL_MIN_FILES or workers < 2:
         return _decode_chunk(files, image_size)
     chunks = [files[i : i + CHUNK_FILES] for i in range(0, len(files), CHUNK_FILES)]

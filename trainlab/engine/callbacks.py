@@ -159,8 +159,8 @@ class StopAtStepEnd(Callback):
     Fire it last."""
 
     def on_fit_start(self, trainer: Trainer) -> None:
-        self.held = signals.safe_points()
-        self.held.__enter__()
+        signals.hold_stops()
+        self.holding = True
 
     def on_train_batch_end(self, trainer: Trainer) -> None:
         signals.check()
@@ -169,9 +169,9 @@ class StopAtStepEnd(Callback):
         signals.check()
 
     def on_teardown(self, trainer: Trainer) -> None:
-        if getattr(self, "held", None) is not None:
-            self.held.__exit__(None, None, None)
-            self.held = None
+        if getattr(self, "holding", False):
+            signals.release_stops()
+            self.holding = False
 
 
 class ProgressBar(Callback):

@@ -17,15 +17,9 @@ from pathlib import Path
 import torch
 
 from trainlab.engine.loop import Callback, Trainer
+from trainlab.utils.processes import usable_cores
 
 _BUSY_FIELDS = (0, 1, 2, 5, 6)  # user, nice, system, irq, softirq of /proc/stat's "cpu" line (not idle, iowait, steal)
-
-
-def usable_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
 
 
 class OtherLoad:

@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from trainlab.utils.processes import pid_alive
+
 
 # A file is written to `.<name>.<host>.<pid>.tmp` first, so that a later run can tell the leftover of a
 # killed writer (its process is gone) from a file being written, and remove it.
@@ -24,16 +26,6 @@ def _host() -> str:
     return re.sub(r"[^A-Za-z0-9-]+", "_", socket.gethostname()) or "_"
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # PermissionError: another user's process
-        return True
-    return True
-
-
 def remove_stale_temporaries(folder: str | os.PathLike) -> int:
     """Delete the temporary files that killed writers left in `folder` (not below it); returns how many."""
     try:
@@ -44,7 +36,7 @@ def remove_stale_temporaries(folder: str | os.PathLike) -> int:
     for entry in entries:
         match = _TEMPORARY.fullmatch(entry.name)
         try:
-            if match and match["host"] == host and not _alive(int(match["pid"])):
+            if match and match["host"] == host and not pid_alive(int(match["pid"])):
                 os.unlink(entry.path)
                 removed += 1
             elif _OLD_TEMPORARY.fullmatch(entry.name) and time.time() - entry.stat().st_mtime > OLD_TEMPORARY_S:

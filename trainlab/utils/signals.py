@@ -13,7 +13,6 @@ import errno
 import os
 import signal
 import sys
-from collections.abc import Iterator
 from typing import Any
 
 from trainlab.errors import TrainlabError
@@ -134,15 +133,15 @@ def stop_on_signals() -> None:
             signal.signal(signum, _handler)
 
 
-@contextlib.contextmanager
-def safe_points() -> Iterator[None]:
-    """Within this block a stop is held until `check()` (the end of a training step) raises it."""
+def hold_stops() -> None:
+    """From here until `release_stops()`, a stop is held until `check()` (the end of a training step) raises it."""
     global _safe_points
     _safe_points += 1
-    try:
-        yield
-    finally:
-        _safe_points -= 1
+
+
+def release_stops() -> None:
+    global _safe_points
+    _safe_points = max(0, _safe_points - 1)
 
 
 def check() -> None:

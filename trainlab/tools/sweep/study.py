@@ -36,6 +36,7 @@ from trainlab.tools.sweep.callbacks import ReportMetric
 from trainlab.tools.sweep.folder import Sweep, hide_password
 from trainlab.tools.sweep.trials import counted, interrupted, planned_params
 from trainlab.utils.io import write_text
+from trainlab.utils.processes import pid_alive
 from trainlab.utils.signals import Stopped
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -145,22 +146,12 @@ def recover(sweep: Sweep, study: optuna.Study) -> tuple[int, int]:
     stale = 0
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         host, _, pid = str(trial.user_attrs.get("worker", "")).rpartition(":")
-        if host in ("", socket.gethostname()) and not _alive(pid):
+        if host in ("", socket.gethostname()) and not (pid.isdigit() and pid_alive(int(pid))):
             study.tell(trial.number, state=TrialState.FAIL)
             if (run := sweep.trial_run(trial.number)) is not None:
                 RunFolder(run).update_run(status="interrupted")
             stale += 1
     return stale, queue_pending(sweep, study)
-
-
-def _alive(pid: str) -> bool:
-    try:
-        os.kill(int(pid), 0)
-    except (ValueError, ProcessLookupError):
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 # ---------------------------------------------------------------------------------------- trials
