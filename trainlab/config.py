@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from trainlab.errors import ConfigError
 from trainlab.registry import Registry, arguments_schema, configurable_arguments, did_you_mean
-from trainlab.tools.sweep.schema import SweepConfig
+from trainlab.sweep_config import SweepConfig
 
 
 # What torch.manual_seed takes: a 64-bit integer, signed or not.

@@ -7,7 +7,6 @@ takes plain arguments.
 from __future__ import annotations
 
 import contextlib
-import random
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -36,6 +35,7 @@ from trainlab.engine.callbacks import (
 from trainlab.engine.checkpoint import load_checkpoint, restore
 from trainlab.engine.device import Placement, resolve_placement
 from trainlab.engine.loop import Callback, Trainer
+from trainlab.engine.seed import seed_everything
 from trainlab.engine.threads import CPUThreads
 from trainlab.engine.regularization import EarlyStopping, GradientClipping, PenaltyTerms
 from trainlab.engine.losses import LOSSES
@@ -50,14 +50,8 @@ from trainlab.models.init import initialize
 from trainlab.models.registry import reads_text
 from trainlab.run_folder import Heartbeat, RunFolder, disk_error, environment
 from trainlab.utils.signals import interruption, mark_reported
-from trainlab.tools.summary import summarize
+from trainlab.evaluation.model_summary import summarize
 from trainlab.utils.io import write_json, write_text
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
 
 
 @dataclass

@@ -8,7 +8,7 @@ from tests.tools.test_summary import TwoTowers
 from trainlab.errors import UsageError
 from trainlab.models import build_model
 from trainlab.tools.model_graph import to_dot, write_graph
-from trainlab.tools.summary import summarize
+from trainlab.evaluation.model_summary import summarize
 
 
 def test_dot_source_has_a_box_per_layer_and_an_arrow_along_each_connection():

@@ -16,7 +16,8 @@ from trainlab.cli import app
 from trainlab.config import load_config
 from trainlab.errors import UsageError
 from trainlab.models import build_model
-from trainlab.tools.summary import parse_shape, summarize, summarize_spec
+from trainlab.evaluation.model_summary import summarize
+from trainlab.tools.summary import parse_shape, summarize_spec
 
 
 class TwoTowers(nn.Module):

@@ -11,7 +11,7 @@ import subprocess
 from pathlib import Path
 
 from trainlab.errors import TrainlabError, UsageError
-from trainlab.tools.summary import ModelSummary, Row, format_shapes
+from trainlab.evaluation.model_summary import ModelSummary, Row, format_shapes
 from trainlab.utils.io import atomic_path, write_text
 
 DRAWN = (".svg", ".png", ".pdf")

@@ -25,6 +25,7 @@ from torch import nn
 
 from trainlab.engine.checkpoint import rng_state, set_rng_state
 from trainlab.engine.device import Placement
+from trainlab.engine.seed import seed_everything
 from trainlab.errors import UsageError
 from trainlab.evaluation.plots import DPI
 from trainlab.registry import did_you_mean
@@ -109,7 +110,6 @@ def select_checks(only: str | None) -> list[str]:
 def seeded(seed: int) -> Iterator[None]:
     """Seed Python, NumPy and torch for the block, then put their states back: a check gives the
     same result whichever checks ran before it, and leaves the caller's random streams untouched."""
-    from trainlab.experiment import seed_everything  # the runner's own seeding; imported late, it imports everything
 
     saved = rng_state()
     seed_everything(seed)

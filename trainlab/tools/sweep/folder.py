@@ -25,7 +25,7 @@ import yaml
 from trainlab.config import ConfigSource, ExperimentConfig, load_raw_config, validate_config
 from trainlab.errors import ConfigError, UsageError
 from trainlab.run_folder import RunFolder
-from trainlab.tools.sweep.schema import SweepConfig, default_direction
+from trainlab.sweep_config import SweepConfig, default_direction
 from trainlab.tools.sweep.space import SearchSpace, with_values
 from trainlab.utils.io import write_json, write_text
 

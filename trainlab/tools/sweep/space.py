@@ -21,7 +21,7 @@ from optuna.distributions import BaseDistribution, CategoricalDistribution, Floa
 
 from trainlab.config import ConfigSource, ExperimentConfig, validate_config
 from trainlab.errors import ConfigError
-from trainlab.tools.sweep.schema import Range, SweepConfig
+from trainlab.sweep_config import Range, SweepConfig
 from trainlab.utils.records import flatten
 
 
