@@ -101,13 +101,13 @@ def test_data_with_other_classes_is_refused(tmp_path):
     other = shutil.copytree(root, tmp_path / "other")
     for split in ("train", "test"):
         (other / split / "dog").rename(other / split / "cow")
-    with pytest.raises(UsageError, match="classes cat, cow, but .* was tested on cat, dog"):
+    with pytest.raises(UsageError, match="classes cat, cow, but the run was trained on cat, dog: is it the run's data"):
         evaluate_run(folder, "best", [f"data.root={other}"])
 
 
 def test_data_that_changes_the_models_shape_is_refused_naming_the_override(tmp_path):
     folder, root = pets_run(tmp_path)
-    with pytest.raises(UsageError, match=r"best.pt does not fit .*data.image_size=16: size mismatch"):
+    with pytest.raises(UsageError, match=r"its images are 16x16 pixels, colour, but the run was trained on 8x8 pixels, colour \(with data.image_size=16\)"):
         evaluate_run(folder, "best", ["data.image_size=16"])
 
 
@@ -118,3 +118,26 @@ def test_a_corrupt_run_json_stops_eval_before_it_writes_anything():
         evaluate_run(folder, "best")
     assert (folder / "run.json").read_text() == '{"status": "finished", "test_a'
     assert not (folder / "evaluations").exists()
+
+
+def test_eval_needs_the_run_folder_and_the_test_split_alone(tmp_path, monkeypatch):
+    from tests.text.tiny import write_emotion
+
+    folder, root = pets_run(tmp_path)
+    shutil.rmtree(root / "train")
+    shutil.rmtree(tmp_path / "cache")  # no decoded training images either
+    (root / "test" / "cat" / "0.png").unlink()  # a test split may lack examples, even a class: labels stay the run's
+    evaluation = evaluate_run(folder, "best")
+    assert evaluation.record["test_size"] == 11 and evaluation.results.classes == ["cat", "dog"]
+
+    emotion = write_emotion(tmp_path / "data" / "emotion")
+    config, source = load_config(None, [*TINY_TEXT_RUN])
+    text_run = run_experiment(config, source).path
+    (emotion / "train.txt").unlink()
+    (emotion / "val.txt").unlink()
+    recorded = json.loads((text_run / "run.json").read_text())["test_acc"]
+    assert evaluate_run(text_run, "best").accuracy == pytest.approx(recorded)
+
+
+TINY_TEXT_RUN = ["data.name=emotion", "data.batch_size=16", "epochs=2", "progress=false", "model.name=lstm_classifier",
+                 "model.embedding_dim=8", "model.hidden_size=8"]  # fmt: skip

@@ -44,10 +44,13 @@ def test_run_folder_holds_every_file_and_each_parses():
     for name in ("last.pt", "best.pt"):
         assert torch.load(folder / "checkpoints" / name, weights_only=True)["trainer"]["epoch"] >= 1
     events = EventAccumulator(str(folder / "tb"), size_guidance={"images": 1}).Reload()
-    assert {"train/loss", "epoch/val_acc"} <= set(events.Tags()["scalars"])
+    assert {"step/train_loss", "epoch/val_acc"} <= set(events.Tags()["scalars"])
     (matrix,) = events.Images("test/confusion_matrix")
     assert (matrix.width, matrix.height) == Image.open(folder / "confusion_matrix.png").size
-    assert record["data_shape"] == [1, 8, 8] and record["num_classes"] == 10
+    assert record["num_classes"] == 10
+    preprocess = json.loads((folder / "preprocess.json").read_text())
+    assert preprocess["kind"] == "image" and preprocess["shape"] == [1, 8, 8] and preprocess["classes"] == [str(d) for d in range(10)]
+    assert preprocess["mode"] == "L" and preprocess["resize"] == "bilinear" and 0 < preprocess["mean"][0] < 255
     summary = (folder / "summary.txt").read_text()
     assert summary.startswith('Model: "workshop_cnn", input (None, 1, 8, 8)')
     # convs 1*4*9+4, 4*4*9+4, 4*8*9+8, 8*8*9+8; FC (8*2*2)*16+16, 16*16+16, 16*10+10

@@ -87,10 +87,11 @@ def test_transformer_and_pretrained_vectors_run_and_coverage_is_recorded(emotion
 
 
 def test_a_model_for_the_other_kind_of_data_is_a_config_error(emotion):
-    with pytest.raises(ConfigError, match="model 'workshop_cnn' reads images, but dataset 'emotion' gives text"):
+    with pytest.raises(ConfigError, match="model 'workshop_cnn' is built from image_size, in_channels, which dataset "
+                       "'emotion' does not give; models for this data: lstm_classifier, transformer_classifier"):
         run("model.name=workshop_cnn", base=TEXT_DATA)
     config, source = load_config(None, ["model.name=transformer_classifier", "epochs=1", "progress=false"])
-    with pytest.raises(ConfigError, match="models for images: .*workshop_cnn"):
+    with pytest.raises(ConfigError, match="built from corpus, pretrained, vocabulary|built from vocabulary.*models for this data: .*workshop_cnn"):
         run_experiment(config, source)
     with pytest.raises(ConfigError, match="augment"):
         run("augment.flip_p=0.5")

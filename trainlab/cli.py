@@ -116,7 +116,7 @@ def run(
         seeded = config.model_copy(update={"seed": config.seed + offset})
         folders.append(run_experiment(seeded, source, console=console, resume=resume).path)
     if seeds > 1:
-        _print_comparison([str(f) for f in folders], sort="val_acc", fmt="table")
+        _print_comparison([str(f) for f in folders], sort="best_val_acc", fmt="table")
 
 
 def _print_comparison(paths: list[str], sort: str, fmt: str) -> list:
@@ -135,13 +135,13 @@ def _print_comparison(paths: list[str], sort: str, fmt: str) -> list:
   trainlab compare runs/task4-* --format markdown --plot curves.png""")
 def compare(
     runs: Annotated[list[str], typer.Argument(help="run folders, parent folders of runs, or globs")],
-    sort: Annotated[str, typer.Option(help="val_acc, test_acc, f1, time, images_per_s, epochs, name or a config field")] = "val_acc",
+    sort: Annotated[str, typer.Option(help="best_val_acc, test_acc, test_macro_f1, train_seconds, samples_per_s, epochs_completed, run or a config field")] = "best_val_acc",
     fmt: Annotated[str, typer.Option("--format", help="table, markdown, csv or html")] = "table",
     plot: Annotated[Optional[Path], typer.Option(help="also draw the validation curves of every run into this PNG")] = None,
 ) -> None:
     """Compare runs in one table: what differs, results, mean ± std over seeds.
 
-    A run whose run.json or metrics.csv is corrupt shows as `broken`, with a warning naming the file (exit 1 when
+    A run whose run.json, metrics.csv or config.yaml is corrupt shows as `broken`, with a warning naming the file (exit 1 when
     all are); a run whose process died without recording an end (kill -9, power loss) shows as `died`."""
     from trainlab.evaluation.plots import save_figure
     from trainlab.tools.compare import curves_figure
@@ -222,18 +222,12 @@ def show_data(
     """Draw the training images as the model gets them (augmented).
 
     A grid of N training images, augmented, with their labels; for a text dataset, the texts as vocabulary tokens."""
+    from trainlab.build import load_data
     from trainlab.config import load_config
-    from trainlab.data.text import TextData
-    from trainlab.experiment import load_data, write_sample_grid
 
     config, _ = load_config(*_split_arguments(_given(spec, overrides)))
-    data = load_data(config)
-    if isinstance(data, TextData):  # the first training batches' texts, as vocabulary tokens (<unk> shown)
-        for label, tokens in data.preview(count):
-            console.print(f"{label:<10} {' '.join(tokens)}", highlight=False, soft_wrap=True, markup=False)
-        return
-    write_sample_grid(data, output, count)
-    console.print(f"{count} training samples: {output}", highlight=False, soft_wrap=True, markup=False)
+    for line in load_data(config).show(count, output):  # images: a picture; texts: their tokens (<unk> shown)
+        console.print(line, highlight=False, soft_wrap=True, markup=False)
 
 
 @app.command(cls=Command, epilog=f"""Examples:
@@ -290,6 +284,40 @@ def evaluate(
                   f"epoch {record['epoch']}) on {record['data_source']}", highlight=False, soft_wrap=True, markup=False)  # fmt: skip
     console.print(f"results: {evaluation.path} (the run's own test result in run.json is unchanged)",
                   highlight=False, soft_wrap=True, markup=False)  # fmt: skip
+
+
+@app.command(cls=Command, epilog="""Examples:
+  trainlab predict runs/task1-20261123-101500 photo.jpg cat2.png
+  trainlab predict runs/task1-20261123-101500 images/ --top 3 --output predictions.csv
+  trainlab predict runs/lstm_glove-20261123-101500 "i feel wonderful today" --top 2
+  echo "i am so angry" | trainlab predict runs/lstm_glove-20261123-101500 -
+
+Needs the run folder alone (its config.yaml, preprocess.json and checkpoint), not the training data.""")
+def predict(
+    run_dir: Annotated[Path, typer.Argument(metavar="RUN_FOLDER", help="a finished run folder")],
+    inputs: Annotated[list[str], typer.Argument(metavar="INPUT", help="image files or folders of images; texts; - reads texts from standard input, one per line")],
+    top: Annotated[int, typer.Option(metavar="K", min=1, help="how many classes to show for each input")] = 3,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", metavar="FILE", help="also write the predictions to this .csv or .json file", show_default=False)] = None,
+    checkpoint: Annotated[str, typer.Option(metavar="best|last", help="the checkpoint to predict with")] = "best",
+    device: Annotated[str, typer.Option(metavar="auto|cpu|cuda", help="where the model runs; auto: a GPU when there is one")] = "auto",
+) -> None:
+    """Predict the classes of images or texts with a trained run.
+
+    Each input is converted as the run's training data was (resized, greyscale or colour, normalised; or
+    tokenized with the run's vocabulary); one line per input with its most likely classes."""
+    from trainlab.inference import Predictor
+    from trainlab.tools.predict import check_output, format_predictions, predict_inputs, write_predictions
+
+    if device not in ("auto", "cpu", "cuda"):
+        raise UsageError(f"--device: expected auto, cpu or cuda, got '{device}'")
+    if output is not None:
+        check_output(output)
+    predictor = Predictor.from_run(run_dir, checkpoint, device=device)
+    predictions = predict_inputs(predictor, inputs, sys.stdin, top)
+    console.print(format_predictions(predictions), highlight=False, soft_wrap=True, markup=False)
+    if output is not None:
+        write_predictions(predictions, output)
+        console.print(f"predictions: {output}", highlight=False, soft_wrap=True, markup=False)
 
 
 @app.command("list", cls=Command, epilog="""Examples:

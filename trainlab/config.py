@@ -22,6 +22,7 @@ import pydantic
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
+from trainlab.engine.monitor import MonitorField
 from trainlab.errors import ConfigError
 from trainlab.registry import Registry, arguments_schema, configurable_arguments, did_you_mean
 from trainlab.sweep_config import SweepConfig
@@ -94,7 +95,7 @@ class RegularizationConfig(Section):
 
 class EarlyStoppingConfig(Section):
     enabled: bool = Field(False, description="stop when `monitor` stops improving")
-    monitor: Literal["val/loss", "val/acc"] = "val/loss"
+    monitor: MonitorField = Field("val/loss", validate_default=True, description="val/loss or val/acc")
     patience: int = Field(5, ge=1, description="epochs without improvement before stopping")
     min_delta: float = Field(0.0, ge=0, description="smallest change that counts as an improvement")
     restore_best_weights: bool = Field(True, description="end with the weights of the best epoch")
@@ -111,7 +112,9 @@ class ExperimentConfig(Section):
     channels_last: Literal["auto"] | bool = Field(
         "auto", description="channels-last memory format for images; auto: on wherever it is faster (bf16 CPU, GPU)"
     )
-    monitor: Literal["val/acc", "val/loss"] = Field("val/acc", description="metric that picks checkpoints/best.pt")
+    monitor: MonitorField = Field(
+        "val/acc", validate_default=True, description="metric that picks checkpoints/best.pt: val/acc or val/loss"
+    )
     test_checkpoint: Literal["best", "last"] = Field("best", description="weights evaluated on the test set")
     output_dir: str = Field("runs", description="folder that receives run folders")
     threads: Literal["auto"] | int = Field(

@@ -18,7 +18,9 @@ from typing import Any
 import torch
 
 from trainlab.engine.loop import Callback, Trainer
-from trainlab.errors import DataError, TrainlabError, UsageError
+from trainlab.errors import TrainlabError, UsageError
+from trainlab.run_records import RUN_JSON, read_run_record
+from trainlab.run_records import read_json as read_record  # noqa: F401 (trainlab eval's import, until it reads run_records)
 from trainlab.utils.io import remove_stale_temporaries, write_json, write_text
 from trainlab.utils.processes import pid_alive
 
@@ -64,21 +66,20 @@ class RunFolder:
     def checkpoints(self) -> Path:
         return self.path / "checkpoints"
 
-    def read_run(self) -> dict[str, Any]:
-        try:
-            return json.loads((self.path / "run.json").read_text())
-        except (OSError, ValueError):
-            return {}
+    def read_run(self, *, missing_ok: bool = True) -> dict[str, Any]:
+        """run.json; {} when there is none yet (a folder being set up, a config file outside a run folder).
+        A corrupt run.json is a DataError naming it (see run_records)."""
+        return read_run_record(self.path, missing_ok=missing_ok) or {}
 
     def update_run(self, **fields: Any) -> dict[str, Any]:
         """Merge `fields` into run.json (status, timings, final metrics). Two processes may update it at
         once (the training and a `trainlab eval`): a short lock keeps each one's fields."""
         import fcntl
 
-        path = self.path / "run.json"
+        path = self.path / RUN_JSON
         with open(self.path / ".run.json.lock", "a+") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            record = (read_record(path) if path.exists() else {}) | fields  # a corrupt run.json is not overwritten
+            record = (read_run_record(self.path, missing_ok=True) or {}) | fields  # a corrupt run.json is not overwritten
             try:
                 write_json(path, record)
             except OSError as e:
@@ -113,28 +114,6 @@ class RunFolder:
     def status(self) -> tuple[str, str]:
         """The run's status and why: run.json's, except `died` for a run whose process is gone."""
         return run_status(self.read_run())
-
-
-def read_record(path: Path) -> dict[str, Any]:
-    """A run.json as a dict; a DataError naming the file and what is wrong when it is missing, unreadable,
-    not JSON (a truncated file included) or not an object."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise DataError(f"{path}: missing") from None
-    except UnicodeDecodeError as e:
-        raise DataError(f"{path}: not UTF-8 text (byte {e.start})") from None
-    except OSError as e:
-        raise DataError(f"{path}: cannot read it ({e.strerror or e})") from None
-    if not text.strip():
-        raise DataError(f"{path}: empty")
-    try:
-        record = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise DataError(f"{path}, line {e.lineno}: not valid JSON, truncated or corrupt ({e.msg})") from None
-    if not isinstance(record, dict):
-        raise DataError(f"{path}: expected a JSON object, got {type(record).__name__}")
-    return record
 
 
 def _overwrite_in_place(path: Path, record: dict[str, Any]) -> bool:

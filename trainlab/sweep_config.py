@@ -22,6 +22,7 @@ from typing import Annotated, Any, Literal
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field
 
+from trainlab.engine.monitor import MonitorField
 from trainlab.registry import did_you_mean
 
 METHODS = ("grid", "random", "tpe", "gp", "bestball")
@@ -86,7 +87,7 @@ class SweepConfig(BaseModel):
         "tpe", description="grid: every combination once; random; tpe and gp: Bayesian (Optuna's samplers); "
         "bestball: every epoch, the best settings so far times each factor"
     )  # fmt: skip
-    metric: Literal["val/acc", "val/loss"] | None = Field(None, description="objective; default: the config's monitor")
+    metric: MonitorField | None = Field(None, description="objective, val/acc or val/loss; default: the config's monitor")
     direction: Literal["maximize", "minimize"] | None = Field(None, description="default: maximize accuracy, minimize loss")
     trials: int | None = Field(None, gt=0, description="trials to run; default: every combination for grid, 20 otherwise")
     timeout: float | None = Field(None, gt=0, description="seconds from the start after which no new trial starts")
@@ -109,10 +110,6 @@ class SweepConfig(BaseModel):
 
     @pydantic.model_validator(mode="after")
     def _direction_fits_metric(self) -> SweepConfig:
-        if self.metric and self.direction and self.direction != default_direction(self.metric):
-            raise ValueError(f"{self.metric} is {default_direction(self.metric)}d, not {self.direction}d")
+        if self.metric and self.direction and self.direction != self.metric.direction:
+            raise ValueError(f"{self.metric.name} is {self.metric.direction}d, not {self.direction}d")
         return self
-
-
-def default_direction(metric: str) -> Literal["maximize", "minimize"]:
-    return "maximize" if metric.endswith("acc") else "minimize"

@@ -62,7 +62,8 @@ def test_vocabulary_comes_from_the_training_split_and_unknown_shares_are_reporte
     assert "xylophonic" not in data.vocabulary and "happy" in data.vocabulary
     assert data.stats["unknown_share"] == {"train": 0.0, "val": 0.0, "test": pytest.approx(1 / 3, abs=1e-4)}
     assert data.stats["class_counts"]["train"] == {label: 10 for label in EMOTION_LABELS}
-    assert data.model_inputs["num_classes"] == 6 and data.model_inputs["corpus"][0] == data.corpus[0]
+    inputs = data.model_inputs()
+    assert inputs["num_classes"] == 6 and inputs["corpus"][0] == data.corpus[0] and inputs["vocabulary"] is data.vocabulary
 
 
 def test_without_val_file_val_size_of_train_is_held_out(tmp_path):

@@ -87,7 +87,28 @@ def test_report_leaves_no_temp_file(run_dir):
     assert {p.name for p in run_dir.iterdir()} - before == {"report.html"}
 
 
-def test_report_names_a_corrupt_json_file(run_dir):
-    (run_dir / "run.json").write_text("{not json")
-    with pytest.raises(DataError, match="run.json"):
+def test_report_of_a_run_interrupted_in_its_first_epoch_has_what_there_is(tmp_path):
+    (tmp_path / "config.yaml").write_text("model: workshop_cnn\nepochs: 2\n")
+    (tmp_path / "run.json").write_text(json.dumps({"status": "interrupted", "epochs_completed": 0}))
+    html = write_html_report(tmp_path).read_text()  # no metrics.csv, no test files, no env.json: no such sections
+    assert "interrupted" in html and "model: workshop_cnn" in html
+    assert "Epochs" not in html and "Per-class" not in html and "Environment" not in html
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "problem"),
+    [
+        ("run.json", b"{not json", ", line 1: not valid JSON, truncated or corrupt"),
+        ("run.json", b'{"evaluations": "none"}', ": `evaluations` is 'none', expected a list"),
+        ("metrics.csv", b"epoch,train_loss,val_acc\n1,1.1,0.45\n2,0.8", ", line 3: 2 values for 3 columns, truncated or corrupt"),
+        ("classification_report.json", b'{"accuracy": 0.5, "ant": {"precision": 1.0', ", line 1: not valid JSON"),
+        ("env.json", b"[]", ": expected a JSON object, got list"),
+        ("summary.txt", b"conv1 \xff", ": not UTF-8 text (byte 6)"),
+    ],
+)
+def test_report_names_a_corrupt_file_and_what_is_wrong(run_dir, name, content, problem):
+    (run_dir / name).write_bytes(content)
+    with pytest.raises(DataError) as error:
         write_html_report(run_dir)
+    assert str(error.value).startswith(f"{run_dir / name}{problem}")
+    assert not (run_dir / "report.html").exists()

@@ -2,12 +2,12 @@ import pydantic
 import pytest
 import torch
 
-from trainlab.models import MODELS, build_model
+from trainlab.models import MODELS
 from trainlab.models.layers import ACTIVATIONS
 
 
 def sequential(*layers, channels=3, size=8, classes=10):
-    return build_model("sequential", in_channels=channels, num_classes=classes, image_size=(size, size), layers=list(layers))
+    return MODELS.build("sequential", in_channels=channels, num_classes=classes, image_size=(size, size), layers=list(layers))
 
 
 def kinds(model):

@@ -19,7 +19,7 @@ TEXT_MODELS = [name for name in MODELS.names() if set(TEXT_MODEL_INPUTS) <= set(
 
 
 def build(name, **args):
-    inputs = {"vocabulary": VOCABULARY, "num_classes": 3, "corpus": CORPUS}
+    inputs = {"vocabulary": VOCABULARY, "num_classes": 3, "corpus": CORPUS, "pretrained": True}
     return MODELS.build(name, **{k: inputs[k] for k in MODELS.injected(name)}, **args)
 
 
@@ -147,7 +147,7 @@ def test_each_embedding_kind_fits_a_tiny_dataset(tiny_data, tmp_path, embedding)
                  for w in tiny_data.vocabulary.words]  # fmt: skip
         (tmp_path / "glove.txt").write_text("\n".join(lines) + "\n")
         args |= {"vectors": str(tmp_path / "glove.txt"), "freeze": True}
-    inputs = tiny_data.model_inputs
+    inputs = tiny_data.model_inputs()
     model = MODELS.build("lstm_classifier", **inputs, **args)
     if embedding == "glove":
         assert model.vectors_coverage.share == 1.0

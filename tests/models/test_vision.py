@@ -2,7 +2,7 @@ import pydantic
 import pytest
 import torch
 
-from trainlab.models import MODELS, build_model
+from trainlab.models import MODELS
 from trainlab.models.registry import IMAGE_MODEL_INPUTS
 from trainlab.models.vision import PreActBlock
 
@@ -16,7 +16,7 @@ TINY_ARGUMENTS = {"vgg16": {"image_size": (32, 32), "hidden": 16}}
 def test_every_registered_image_model_trains_at_a_tiny_size(name):
     """Forward gives (B, classes); backward reaches every parameter."""
     arguments = {"in_channels": 3, "num_classes": 5, "image_size": (8, 8), **TINY_ARGUMENTS.get(name, {})}
-    model = build_model(name, **arguments)
+    model = MODELS.build(name, **arguments)
     logits = model(torch.randn(2, 3, *arguments["image_size"]))
     assert logits.shape == (2, 5)
     logits.sum().backward()
@@ -24,7 +24,7 @@ def test_every_registered_image_model_trains_at_a_tiny_size(name):
 
 
 def test_workshop_cnn_has_the_workshop_layout_and_parameter_count():
-    model = build_model("workshop_cnn", in_channels=3, num_classes=10, image_size=(32, 32))
+    model = MODELS.build("workshop_cnn", in_channels=3, num_classes=10, image_size=(32, 32))
     kinds = [type(m).__name__ for m in model]
     assert kinds == ["Conv2d", "ReLU", "Conv2d", "ReLU", "MaxPool2d", "Conv2d", "ReLU", "Conv2d", "ReLU", "MaxPool2d",
                      "Flatten", "Linear", "ReLU", "Linear", "ReLU", "Linear"]
@@ -33,14 +33,14 @@ def test_workshop_cnn_has_the_workshop_layout_and_parameter_count():
 
 
 def test_workshop_cnn_widths_are_arguments():
-    model = build_model("workshop_cnn", in_channels=1, num_classes=3, image_size=(8, 8), channels=[2, 3, 4, 5], hidden=[6, 7])
+    model = MODELS.build("workshop_cnn", in_channels=1, num_classes=3, image_size=(8, 8), channels=[2, 3, 4, 5], hidden=[6, 7])
     assert model(torch.randn(4, 1, 8, 8)).shape == (4, 3)
     assert model[0].out_channels == 2 and model[11].in_features == 5 * 2 * 2 and model[13].out_features == 7
 
 
 def test_images_too_small_for_two_poolings_are_refused():
     with pytest.raises(ValueError, match="at least 4x4"):
-        build_model("workshop_cnn", in_channels=1, num_classes=3, image_size=(3, 3))
+        MODELS.build("workshop_cnn", in_channels=1, num_classes=3, image_size=(3, 3))
 
 
 def kinds(model):
@@ -48,14 +48,14 @@ def kinds(model):
 
 
 def test_workshop_architecture_2_uses_sigmoid_in_the_fc_layers_only():
-    model = build_model("workshop_cnn", in_channels=3, num_classes=10, image_size=(32, 32), fc_activation="sigmoid")
+    model = MODELS.build("workshop_cnn", in_channels=3, num_classes=10, image_size=(32, 32), fc_activation="sigmoid")
     assert kinds(model)[:11] == ["Conv2d", "ReLU", "Conv2d", "ReLU", "MaxPool2d", "Conv2d", "ReLU", "Conv2d", "ReLU",
                                  "MaxPool2d", "Flatten"]
     assert kinds(model)[11:] == ["Linear", "Sigmoid", "Linear", "Sigmoid", "Linear"]
 
 
 def test_workshop_architecture_3_adds_a_conv_relu_before_the_flatten():
-    model = build_model("workshop_cnn", in_channels=3, num_classes=10, image_size=(32, 32),
+    model = MODELS.build("workshop_cnn", in_channels=3, num_classes=10, image_size=(32, 32),
                         fc_activation="sigmoid", extra_conv=True)
     assert kinds(model) == ["Conv2d", "ReLU", "Conv2d", "ReLU", "MaxPool2d", "Conv2d", "ReLU", "Conv2d", "ReLU",
                             "MaxPool2d", "Conv2d", "ReLU", "Flatten", "Linear", "Sigmoid", "Linear", "Sigmoid", "Linear"]
@@ -64,7 +64,7 @@ def test_workshop_architecture_3_adds_a_conv_relu_before_the_flatten():
 
 
 def test_workshop_architecture_4_puts_batchnorm_between_each_fc_and_its_activation():
-    model = build_model("workshop_cnn", in_channels=3, num_classes=10, image_size=(32, 32),
+    model = MODELS.build("workshop_cnn", in_channels=3, num_classes=10, image_size=(32, 32),
                         fc_activation="sigmoid", extra_conv=True, fc_batchnorm=True)
     assert kinds(model)[12:] == ["Flatten", "Linear", "BatchNorm1d", "Sigmoid", "Linear", "BatchNorm1d", "Sigmoid", "Linear"]
     assert model[14].num_features == 256 and model[17].num_features == 128
@@ -72,17 +72,17 @@ def test_workshop_architecture_4_puts_batchnorm_between_each_fc_and_its_activati
 
 
 def test_workshop_dropout_follows_each_fc_activation_only_when_positive():
-    model = build_model("workshop_cnn", in_channels=3, num_classes=10, image_size=(32, 32), dropout=0.3, fc_batchnorm=True)
+    model = MODELS.build("workshop_cnn", in_channels=3, num_classes=10, image_size=(32, 32), dropout=0.3, fc_batchnorm=True)
     assert kinds(model)[11:] == ["Linear", "BatchNorm1d", "ReLU", "Dropout", "Linear", "BatchNorm1d", "ReLU", "Dropout", "Linear"]
     assert all(m.p == 0.3 for m in model if isinstance(m, torch.nn.Dropout))
-    plain = build_model("workshop_cnn", in_channels=3, num_classes=10, image_size=(32, 32), dropout=0.0)
+    plain = MODELS.build("workshop_cnn", in_channels=3, num_classes=10, image_size=(32, 32), dropout=0.0)
     assert "Dropout" not in kinds(plain)
 
 
 @pytest.mark.parametrize(("name", "kind"), [("relu", "ReLU"), ("sigmoid", "Sigmoid"), ("tanh", "Tanh"),
                                             ("leaky_relu", "LeakyReLU"), ("elu", "ELU"), ("gelu", "GELU")])
 def test_every_fc_activation_name_gives_its_module(name, kind):
-    model = build_model("workshop_cnn", in_channels=1, num_classes=3, image_size=(8, 8), fc_activation=name)
+    model = MODELS.build("workshop_cnn", in_channels=1, num_classes=3, image_size=(8, 8), fc_activation=name)
     assert kinds(model)[12] == kind and kinds(model)[14] == kind
 
 
@@ -94,24 +94,24 @@ def test_workshop_switches_are_validated_from_their_annotations():
 
 
 def test_mnist_mlp_784_256_128_10_has_235146_parameters():
-    model = build_model("mnist_mlp", in_channels=1, num_classes=10, image_size=(28, 28))
+    model = MODELS.build("mnist_mlp", in_channels=1, num_classes=10, image_size=(28, 28))
     assert kinds(model) == ["Flatten", "Linear", "ReLU", "Linear", "ReLU", "Linear"]
     assert sum(p.numel() for p in model.parameters()) == 784 * 256 + 256 + 256 * 128 + 128 + 128 * 10 + 10 == 235_146
     assert model(torch.randn(4, 1, 28, 28)).shape == (4, 10)
 
 
 def test_mnist_mlp_hidden_activation_and_dropout_are_arguments():
-    model = build_model("mnist_mlp", in_channels=3, num_classes=5, image_size=(4, 4),
+    model = MODELS.build("mnist_mlp", in_channels=3, num_classes=5, image_size=(4, 4),
                         hidden=[7, 6, 5], activation="tanh", dropout=0.2)
     assert kinds(model) == ["Flatten", "Linear", "Tanh", "Dropout", "Linear", "Tanh", "Dropout", "Linear", "Tanh", "Dropout",
                             "Linear"]
     assert model[1].in_features == 3 * 4 * 4
-    logistic = build_model("mnist_mlp", in_channels=1, num_classes=10, image_size=(28, 28), hidden=[])
+    logistic = MODELS.build("mnist_mlp", in_channels=1, num_classes=10, image_size=(28, 28), hidden=[])
     assert kinds(logistic) == ["Flatten", "Linear"]
 
 
 def test_preact_resnet_default_is_the_deck_layout_with_677738_parameters():
-    model = build_model("preact_resnet", in_channels=3, num_classes=10, image_size=(32, 32))
+    model = MODELS.build("preact_resnet", in_channels=3, num_classes=10, image_size=(32, 32))
     blocks = [m for m in model if isinstance(m, PreActBlock)]
     assert [(b.conv1.in_channels, b.conv1.out_channels, b.conv1.stride[0]) for b in blocks] == [
         (32, 32, 1), (32, 64, 2), (64, 64, 1), (64, 128, 2), (128, 128, 1)]
@@ -130,12 +130,12 @@ def test_preact_resnet_default_is_the_deck_layout_with_677738_parameters():
 
 @pytest.mark.parametrize(("channels", "size"), [(1, 28), (3, 32)])
 def test_preact_resnet_classifies_mnist_and_cifar_shapes(channels, size):
-    model = build_model("preact_resnet", in_channels=channels, num_classes=10, image_size=(size, size))
+    model = MODELS.build("preact_resnet", in_channels=channels, num_classes=10, image_size=(size, size))
     assert model(torch.randn(2, channels, size, size)).shape == (2, 10)
 
 
 def test_preact_resnet_widths_set_the_stages():
-    model = build_model("preact_resnet", in_channels=1, num_classes=4, image_size=(16, 16), widths=[8, 16, 24, 32])
+    model = MODELS.build("preact_resnet", in_channels=1, num_classes=4, image_size=(16, 16), widths=[8, 16, 24, 32])
     blocks = [m for m in model if isinstance(m, PreActBlock)]
     assert [(b.conv1.in_channels, b.conv1.out_channels, b.conv1.stride[0]) for b in blocks] == [
         (8, 8, 1), (8, 16, 2), (16, 16, 1), (16, 24, 2), (24, 24, 1), (24, 32, 2), (32, 32, 1)]
@@ -157,7 +157,7 @@ VGG16_BN_FEATURES = [  # torchvision.models.vgg16_bn(): conv, batch norm, ReLU; 
 
 def test_vgg16_is_torchvisions_layout_and_initialisation():
     with torch.device("meta"):  # 138M parameters, no memory
-        model = build_model("vgg16", in_channels=3, num_classes=1000, image_size=(224, 224))
+        model = MODELS.build("vgg16", in_channels=3, num_classes=1000, image_size=(224, 224))
     convs = [m for m in model.features if isinstance(m, torch.nn.Conv2d)]
     assert [(c.in_channels, c.out_channels) for c in convs] == [
         (3, 64), (64, 64), (64, 128), (128, 128), (128, 256), (256, 256), (256, 256),
@@ -171,7 +171,7 @@ def test_vgg16_is_torchvisions_layout_and_initialisation():
     assert conv_params == 14_714_688
     assert sum(p.numel() for p in model.parameters()) == conv_params + 25_089 * 4_096 + 4_097 * 4_096 + 4_097 * 1_000 == 138_357_544
 
-    small = build_model("vgg16", in_channels=1, num_classes=3, image_size=(32, 32), hidden=64, dropout=0.2)
+    small = MODELS.build("vgg16", in_channels=1, num_classes=3, image_size=(32, 32), hidden=64, dropout=0.2)
     assert small.classifier[0].in_features == 512 * 7 * 7 and small.classifier[2].p == 0.2  # 1x1 features, pooled to 7x7
     assert small(torch.randn(2, 1, 32, 32)).shape == (2, 3)
     assert all(m.bias.abs().sum() == 0 for m in small.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)))
@@ -181,7 +181,7 @@ def test_vgg16_is_torchvisions_layout_and_initialisation():
 
 def test_vgg16_batchnorm_is_torchvisions_vgg16_bn():
     with torch.device("meta"):
-        model = build_model("vgg16", in_channels=3, num_classes=1000, image_size=(224, 224), batchnorm=True)
+        model = MODELS.build("vgg16", in_channels=3, num_classes=1000, image_size=(224, 224), batchnorm=True)
     features = sorted({int(key.split(".")[1]) for key in model.state_dict() if key.startswith("features.")})
     assert features == VGG16_BN_FEATURES
     assert [key for key in model.state_dict() if key.startswith("features.1.")] == [
@@ -192,4 +192,4 @@ def test_vgg16_batchnorm_is_torchvisions_vgg16_bn():
 
 def test_vgg16_refuses_images_smaller_than_its_five_poolings_allow():
     with pytest.raises(ValueError, match="at least 32x32"):
-        build_model("vgg16", in_channels=3, num_classes=10, image_size=(28, 28))
+        MODELS.build("vgg16", in_channels=3, num_classes=10, image_size=(28, 28))

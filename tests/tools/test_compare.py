@@ -11,9 +11,11 @@ from tests.test_cli import trainlab
 from trainlab.errors import UsageError
 from trainlab.evaluation.plots import save_figure
 from trainlab.tools.compare import (
+    EPOCHS,
     F1,
     RUN,
     SEEDS,
+    SPEED,
     STATUS,
     TEST_ACC,
     TESTED,
@@ -125,7 +127,7 @@ def test_load_run_summarises_the_three_files(tmp_path):
     run = load_run(path)
     assert run.name == "one" and run.path == path and run.status == "finished"
     assert run.config["optimizer.lr"] == 0.1 and run.config["model.channels"] == [4, 4, 8, 8]
-    assert run.best_val_acc == 0.7 and run.images_per_s == 2000.0
+    assert run.best_val_acc == 0.7 and run.samples_per_s == 2000.0
     assert run.test_acc == 0.65 and run.test_macro_f1 == 0.6 and run.train_seconds == 10.0
     assert run.epochs_completed == 3 and [row["epoch"] for row in run.history] == [1, 2, 3]
 
@@ -136,7 +138,7 @@ def test_load_run_tolerates_missing_and_broken_files(tmp_path):
     (path / "metrics.csv").unlink()
     run = load_run(path)
     assert run.name == "broken" and run.config["data.name"] == "digits"
-    assert run.status is run.best_val_acc is run.test_acc is run.images_per_s is run.epochs_completed is None
+    assert run.status is run.best_val_acc is run.test_acc is run.samples_per_s is run.epochs_completed is None
     assert run.history == []
     assert run.problems == [f"{path / 'run.json'}, line 1: not valid JSON, truncated or corrupt "
                             "(Expecting property name enclosed in double quotes)"]  # no metrics.csv yet is no problem
@@ -174,7 +176,8 @@ def test_a_missing_or_corrupt_run_json_marks_the_run_broken_naming_the_file(swee
         (b"epoch,train_loss,val_acc\n1,1.0,0.5\n2,1.0", ", line 3: 2 values for 3 columns, truncated or corrupt"),
         (b"epoch,train_loss,val_acc\n1,1.0,0.5\n2,1.0,0.6,7\n", ", line 3: 4 values for 3 columns, truncated or corrupt"),
         (b"epoch,train_loss,val_acc\n1,1.0,0.5x\n", ", line 2: val_acc is '0.5x', not a number"),
-        (b"epoch,val_acc\n1,0.5\n\xff\xfe\x00", ": not UTF-8 text"),
+        (b"epoch,val_acc\n1,0.5\n\xff\xfe\x00", ": not UTF-8 text (byte 20)"),
+        (b"epoch,train_loss\n1,1.0\n2,nan\n3,loss\n", ", line 4: train_loss is 'loss', not a number"),
         (b"<html>Bad Gateway</html>\n", ": no header row naming the columns (epoch, train_loss, ...)"),
         (b"", ": no header row naming the columns (epoch, train_loss, ...)"),
     ],
@@ -189,6 +192,24 @@ def test_a_corrupt_metrics_csv_marks_the_run_broken_naming_the_file_and_line(tmp
     rows = compare_table(runs)
     assert [row[STATUS] for row in rows] == ["finished", "broken"]
     assert rows[1][TEST_ACC] == pytest.approx(65.0) and rows[1][VAL_ACC] == pytest.approx(70.0)  # from run.json
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (b"model: {name: workshop_cnn\nseed: 0\n", ", line 2: not valid YAML ("),
+        (b"seed: caf\xe9\n", ": not UTF-8 text (byte 9)"),
+        (b"- a list\n", ": expected a mapping of config keys, got list"),
+    ],
+)
+def test_a_corrupt_config_yaml_marks_the_run_broken_naming_the_file(tmp_path, content, problem):
+    path = make_run(tmp_path, "a")
+    make_run(tmp_path, "b")
+    (path / "config.yaml").write_bytes(content)
+    runs = load(tmp_path)
+    assert len(runs[0].problems) == 1 and runs[0].problems[0].startswith(f"{path / 'config.yaml'}{problem}")
+    assert runs[0].config == {} and runs[0].test_acc == 0.65 and runs[0].best_val_acc == 0.7  # the other files still count
+    assert [row[STATUS] for row in compare_table(runs, sort="run")] == ["broken", "finished"]
 
 
 def test_a_run_without_metrics_csv_yet_is_not_broken(tmp_path):
@@ -236,7 +257,7 @@ def test_compare_table_has_one_row_per_run_with_percentages(sweep):
     best = rows[0]
     assert best[RUN] == "wide-p" and best["model.channels"] == "[8, 8, 16, 16]"
     assert best[VAL_ACC] == pytest.approx(90.0) and best[TEST_ACC] == pytest.approx(88.0)
-    assert best[F1] == pytest.approx(87.0) and best[TIME] == 30.0 and best["images/s"] == 150.0
+    assert best[F1] == pytest.approx(87.0) and best[TIME] == 30.0 and best[SPEED] == 150.0
     assert list(best)[:4] == [RUN, "seed", "model.channels", "optimizer.lr"]
     assert "status" not in best  # every run finished
 
@@ -278,11 +299,22 @@ def test_a_status_column_appears_when_some_run_did_not_finish(sweep):
 
 @pytest.mark.parametrize(
     ("sort", "column", "descending"),
-    [("val_acc", VAL_ACC, True), ("test_acc", TEST_ACC, True), ("f1", F1, True), ("time", TIME, False)],
+    [("best_val_acc", VAL_ACC, True), ("test_acc", TEST_ACC, True), ("test_macro_f1", F1, True),
+     ("train_seconds", TIME, False), ("samples_per_s", SPEED, True), ("epochs_completed", EPOCHS, True)],
 )
 def test_rows_sort_by_a_metric_best_first(sweep, sort, column, descending):
     values = [row[column] for row in compare_table(load(sweep), sort=sort)]
     assert values == sorted(values, reverse=descending)
+
+
+def test_columns_and_sort_keys_are_the_metric_names_of_metrics_csv_and_run_json(sweep):
+    assert [VAL_ACC, TEST_ACC, F1, TIME, SPEED, EPOCHS] == [
+        "best_val_acc (%)", "test_acc (%)", "test_macro_f1 (%)", "train_seconds", "samples_per_s", "epochs_completed"]
+    assert json.loads((sweep / "wide-p" / "run.json").read_text()).keys() >= {"test_acc", "test_macro_f1", "train_seconds"}
+    runs = load(sweep)
+    for new, old in [("best_val_acc", "val_acc"), ("test_macro_f1", "f1"), ("train_seconds", "time"),
+                     ("samples_per_s", "images_per_s"), ("epochs_completed", "epochs"), ("run", "name")]:
+        assert compare_table(runs, sort=new) == compare_table(runs, sort=old), old  # the earlier spellings still sort
 
 
 def test_rows_sort_by_a_differing_config_field(sweep):
@@ -292,9 +324,10 @@ def test_rows_sort_by_a_differing_config_field(sweep):
 
 def test_an_unknown_sort_key_is_a_usage_error_listing_the_choices(sweep):
     with pytest.raises(UsageError) as error:
-        compare_table(load(sweep), sort="val_accc")
+        compare_table(load(sweep), sort="best_val_accc")
     message = str(error.value)
-    assert "did you mean 'val_acc'" in message and "test_acc" in message and "f1" in message and "time" in message
+    assert "did you mean 'best_val_acc'" in message
+    assert "test_acc" in message and "test_macro_f1" in message and "train_seconds" in message
 
 
 def test_seed_groups_give_mean_and_population_std(sweep):
@@ -308,7 +341,7 @@ def test_seed_groups_give_mean_and_population_std(sweep):
     assert small_lr[TEST_ACC].std == pytest.approx(statistics.pstdev(tests))
     assert small_lr[VAL_ACC].mean == pytest.approx(72.0) and small_lr[VAL_ACC].std == pytest.approx((8 / 3) ** 0.5)
     assert small_lr[TIME] == MeanStd(11.0, pytest.approx((2 / 3) ** 0.5), 3, 3)
-    assert small_lr["epochs completed"] == 2
+    assert small_lr[EPOCHS] == 2
 
 
 def test_seed_groups_leave_out_runs_that_did_not_finish(sweep):

@@ -70,10 +70,10 @@ def test_the_model_itself_is_not_trained():
     ("sequential", {}),
 ])
 def test_every_image_model_of_the_lab_can_be_examined(name, args):
-    from trainlab.models import build_model
+    from trainlab.models import MODELS
 
     torch.manual_seed(0)
-    model = build_model(name, in_channels=1, num_classes=4, image_size=(8, 8), **args)
+    model = MODELS.build(name, in_channels=1, num_classes=4, image_size=(8, 8), **args)
     g = torch.Generator().manual_seed(0)
     batches = [(torch.randn(8, 1, 8, 8, generator=g), torch.randint(0, 4, (8,), generator=g)) for _ in range(10)]
     check = check_health(model, adam(1e-3), nn.CrossEntropyLoss(), iter(batches), FP32_CPU, seed=0)

@@ -5,7 +5,8 @@ import torch
 from sklearn.datasets import load_digits
 from torch import nn
 
-from trainlab.tools.doctor.checks import FAIL, PASS, train_step
+from trainlab.engine.step import training_step
+from trainlab.tools.doctor.checks import FAIL, PASS
 from trainlab.tools.doctor.lr_finder import check_lr, find_lr
 from tests.tools.doctor_helpers import FP32_CPU, drawn
 
@@ -50,7 +51,7 @@ def test_the_suggestion_is_within_10x_of_the_best_rate_of_a_grid(digits_batches,
         model = small_mlp()
         optimizer = make(model.parameters(), lr)
         for x, y in batches[:STEPS]:
-            train_step(model, optimizer, nn.CrossEntropyLoss(), x, y, FP32_CPU)
+            training_step(model, optimizer, nn.CrossEntropyLoss(), x, y, FP32_CPU)
         with torch.no_grad():
             final_loss[lr] = nn.functional.cross_entropy(model(inputs), targets).nan_to_num(float("inf")).item()
     best = min(final_loss, key=final_loss.get)
@@ -63,7 +64,7 @@ def test_weights_buffers_and_optimizer_state_come_back_bit_identical(digits_batc
     model = nn.Sequential(nn.Linear(64, 32), nn.BatchNorm1d(32), nn.ReLU(), nn.Linear(32, 10))  # BN: buffers too
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
     for x, y in batches[:3]:  # some optimizer state (Adam's moments and step) to restore
-        train_step(model, optimizer, nn.CrossEntropyLoss(), x, y, FP32_CPU)
+        training_step(model, optimizer, nn.CrossEntropyLoss(), x, y, FP32_CPU)
     model.eval()
     weights, state = copy.deepcopy(model.state_dict()), copy.deepcopy(optimizer.state_dict())
     find_lr(model, optimizer, nn.CrossEntropyLoss(), iter(batches[3:]), FP32_CPU, seed=0)

@@ -2,6 +2,7 @@
 
 import io
 import json
+import math
 import subprocess
 import sys
 
@@ -113,6 +114,34 @@ def test_a_run_folder_with_only_runs_those_checks_on_its_config(tmp_path):
     result = run_doctor(config, source, "initial_loss,curves", None, quiet())
     assert [c.name for c in result.checks] == ["initial_loss", "curves"]
     assert result.checks[1].evidence["source"] == f"run {folder.name}"  # its own curves, not a short run
+
+
+def test_a_run_folder_without_num_classes_takes_them_from_its_classification_report(tmp_path):
+    folder = make_run_folder(tmp_path, train=[2.0, 1.5, 1.2], val=[1.9, 1.5, 1.3])
+    (folder / "run.json").write_text(json.dumps({"status": "finished"}))  # an older run.json
+    config, _ = load_config(str(folder))
+    assert runner.run_folder_curves(folder, config).evidence["chance_loss"] is None  # stopped before its test pass
+    report = {name: {"precision": 1.0, "recall": 1.0, "f1-score": 1.0, "support": 5} for name in ("a", "b", "macro avg")}
+    (folder / "classification_report.json").write_text(json.dumps({**report, "accuracy": 1.0}))
+    assert runner.run_folder_curves(folder, config).evidence["chance_loss"] == pytest.approx(math.log(2))
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "problem"),
+    [
+        ("metrics.csv", "epoch,train_loss,val_loss\n1,2.0,1.9\n2,1.5", ", line 3: 2 values for 3 columns, truncated or corrupt"),
+        ("run.json", '{"status": "fini', ", line 1: not valid JSON, truncated or corrupt"),
+        ("classification_report.json", '{"accuracy": 0.5, "a": 3}', ": 'a' needs precision, recall, f1-score, support"),
+    ],
+)
+def test_a_corrupt_file_in_a_run_folder_stops_the_doctor_naming_it(tmp_path, monkeypatch, capsys, name, content, problem):
+    folder = make_run_folder(tmp_path, train=[2.0, 1.5, 1.2], val=[1.9, 1.5, 1.3])
+    if name == "classification_report.json":
+        (folder / "run.json").write_text(json.dumps({"status": "finished"}))  # no num_classes: the report is read
+    (folder / name).write_text(content)
+    assert cli(monkeypatch, "doctor", str(folder)) == 1
+    err = capsys.readouterr().err
+    assert f"{folder / name}{problem}" in err.replace("\n", "") and "Traceback" not in err
 
 
 # ---------------------------------------------------------------------------------------- diverging configs

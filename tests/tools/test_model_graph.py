@@ -6,7 +6,7 @@ import pytest
 
 from tests.tools.test_summary import TwoTowers
 from trainlab.errors import UsageError
-from trainlab.models import build_model
+from trainlab.models import MODELS
 from trainlab.tools.model_graph import to_dot, write_graph
 from trainlab.evaluation.model_summary import summarize
 
@@ -20,7 +20,7 @@ def test_dot_source_has_a_box_per_layer_and_an_arrow_along_each_connection():
     edges = {line.strip().rstrip(";") for line in dot.splitlines() if "->" in line}
     assert edges == {f"{node[a]} -> {node[b]}" for a, b in
                      [("input_a", "dense"), ("input_b", "dense_1"), ("dense", "dense_2"), ("dense_1", "dense_2")]}
-    nested = to_dot(summarize(build_model("preact_resnet", in_channels=1, num_classes=2, image_size=(8, 8), widths=[4]), (1, 8, 8)))
+    nested = to_dot(summarize(MODELS.build("preact_resnet", in_channels=1, num_classes=2, image_size=(8, 8), widths=[4]), (1, 8, 8)))
     assert 'label="2 (PreActBlock)"; style="rounded,dashed"' in nested
 
 

@@ -15,8 +15,9 @@ from typer.testing import CliRunner
 from trainlab.cli import app
 from trainlab.config import load_config
 from trainlab.errors import UsageError
-from trainlab.models import build_model
+from trainlab.models import MODELS
 from trainlab.evaluation.model_summary import summarize
+from trainlab.data.preprocess import ImagePreprocess
 from trainlab.tools.summary import parse_shape, summarize_spec
 
 
@@ -92,7 +93,7 @@ VGG16_KEYS = [  # torchvision.models.vgg16().state_dict().keys()
 
 def test_vgg16_with_the_imagenet_head_has_138357544_parameters_and_15_47_g_multiply_adds():
     with torch.device("meta"):  # shapes without allocating 553 MB of weights
-        model = build_model("vgg16", in_channels=3, num_classes=1000, image_size=(224, 224))
+        model = MODELS.build("vgg16", in_channels=3, num_classes=1000, image_size=(224, 224))
     assert list(model.state_dict()) == VGG16_KEYS
     summary = summarize(model, (3, 224, 224))
     assert summary.total_params == 138_357_544 and summary.chain
@@ -182,7 +183,7 @@ def test_batch_dimension_is_found_where_it_is_and_a_batch_size_adds_the_memory_o
 
 
 def test_a_frozen_part_is_non_trainable():
-    model = build_model("workshop_cnn", in_channels=1, num_classes=10, image_size=(8, 8), channels=[4, 4, 8, 8], hidden=[16, 16])
+    model = MODELS.build("workshop_cnn", in_channels=1, num_classes=10, image_size=(8, 8), channels=[4, 4, 8, 8], hidden=[16, 16])
     for p in model[:10].parameters():  # the convolutions
         p.requires_grad_(False)
     summary = summarize(model, (1, 8, 8))
@@ -194,7 +195,7 @@ def test_a_frozen_part_is_non_trainable():
 
 
 def test_depth_folds_nested_modules_into_their_parent_row():
-    model = build_model("preact_resnet", in_channels=3, num_classes=10, image_size=(32, 32))
+    model = MODELS.build("preact_resnet", in_channels=3, num_classes=10, image_size=(32, 32))
     folded = summarize(model, (3, 32, 32), depth=1)
     assert folded.chain  # block after block
     assert [row.params for row in folded.layers] == [864, 64, 18_560, 57_536, 73_984, 229_760, 295_424, 256, 0, 0, 0, 1_290]
@@ -215,7 +216,7 @@ def test_depth_folds_nested_modules_into_their_parent_row():
     ("vgg16", {"hidden": 64, "batchnorm": True}),
 ])  # fmt: skip
 def test_every_layer_agrees_with_torchinfo(name, arguments):
-    model = build_model(name, in_channels=3, num_classes=10, image_size=(32, 32), **arguments)
+    model = MODELS.build(name, in_channels=3, num_classes=10, image_size=(32, 32), **arguments)
     ours = summarize(model, (3, 32, 32))
     theirs = torchinfo.summary(model, input_size=(1, 3, 32, 32), depth=99, verbose=0)
     assert [(row.call.kind, [1, *row.shapes[0][1:]], row.params) for row in ours.layers if row.leaf] == [
@@ -296,13 +297,13 @@ def test_a_registered_model_takes_its_arguments_and_num_classes():
     assert layers(summary)[-1] == ("3", [(None, 3)], 8 * 3 + 3) and summary.total_params == 16 * 8 + 8 + 27
 
 
-def test_a_run_folder_is_summarised_with_the_shape_it_recorded(isolated):
+def test_a_run_folder_is_summarised_from_its_preprocessing_record(isolated):
     config, _ = load_config(None, ["data.name=image_folder", "data.root=/no/such/folder", "model.channels=[2,2,2,2]"])
     folder = isolated / "runs" / "old-run"
     folder.mkdir(parents=True)
     (folder / "config.yaml").write_text(config.to_yaml())
-    (folder / "run.json").write_text(json.dumps({"data_shape": [3, 12, 12], "num_classes": 4}))
-    summary = summarize_spec(str(folder), [], [])  # the image folder is gone: only run.json can give the shape
+    ImagePreprocess(["a", "b", "c", "d"], (3, 12, 12), [0.0] * 3, [1.0] * 3).save(folder)
+    summary = summarize_spec(str(folder), [], [])  # the image folder is gone: preprocess.json gives the shape
     assert summary.layers[0].shapes == [(None, 2, 12, 12)] and summary.layers[-1].shapes == [(None, 4)]
 
 

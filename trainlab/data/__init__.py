@@ -1,8 +1,60 @@
-"""Datasets (registered by name) and the array loader that feeds training."""
+"""Datasets (registered by name), and their preparation into the loaders a model trains on (`prepare`)."""
 
-from trainlab.data.base import DATASETS, ImageArrays, ImageDataset, cache_root, data_root, dataset_shape
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from trainlab.data.base import DATASETS, FIXED_SHAPES, ImageArrays, ImageDataset, cache_root, data_root, dataset_shape
 from trainlab.data import vision  # noqa: F401  (registers the image datasets)
 from trainlab.data import mnist  # noqa: F401  (registers mnist)
 from trainlab.data import text  # noqa: F401  (registers emotion)
+from trainlab.data.loader import image_test_loader, prepare_data
+from trainlab.data.prepared import Loader, PreparedData
+from trainlab.data.preprocess import ImagePreprocess, Preprocess, TextPreprocess, load_preprocess
+from trainlab.data.text import TextDataset, prepare_text_data, text_test_loader
+from trainlab.errors import ConfigError, DataError
 
-__all__ = ["DATASETS", "ImageArrays", "ImageDataset", "cache_root", "data_root", "dataset_shape"]
+
+def prepare(
+    dataset: ImageDataset | TextDataset, *, batch_size: int, eval_batch_size: int, val_size: float, split_seed: int,
+    seed: int, device: torch.device, channels_last: bool,
+    augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None, name: str = "",
+) -> PreparedData:  # fmt: skip
+    """A built dataset's split, statistics and loaders, whatever its kind; `name` is the config's, for messages."""
+    splits = dict(batch_size=batch_size, eval_batch_size=eval_batch_size, val_size=val_size, split_seed=split_seed,
+                  seed=seed, device=device)  # fmt: skip
+    if isinstance(dataset, TextDataset):
+        if augment is not None:
+            raise ConfigError(f"augment.* transforms images; dataset '{name}' is text")
+        return prepare_text_data(dataset, **splits)
+    return prepare_data(dataset, **splits, channels_last=channels_last, augment=augment)
+
+
+def prepare_test(
+    dataset: ImageDataset | TextDataset, preprocess: Preprocess, *, batch_size: int, device: torch.device,
+    channels_last: bool,
+) -> Loader:  # fmt: skip
+    """The test split of a built dataset (`test_only` will do), prepared with a run's `preprocess` (its statistics,
+    its vocabulary); its labels are the run's, also when the test split lacks some of the run's classes."""
+    if not set(dataset.classes) <= set(preprocess.classes):
+        raise DataError(
+            f"{dataset.source} has the classes {', '.join(dataset.classes)}, but the run was trained on "
+            f"{', '.join(preprocess.classes)}: is it the run's data?"
+        )
+    run_label = np.array([preprocess.classes.index(name) for name in dataset.classes], dtype=np.int64)
+    dataset = dataclasses.replace(dataset, test=dataclasses.replace(dataset.test, labels=run_label[dataset.test.labels]))
+    if isinstance(dataset, TextDataset) and isinstance(preprocess, TextPreprocess):
+        return text_test_loader(dataset, preprocess, batch_size, device=device)
+    if isinstance(dataset, ImageDataset) and isinstance(preprocess, ImagePreprocess):
+        return image_test_loader(dataset, preprocess, batch_size, device=device, channels_last=channels_last)
+    raise DataError(f"{dataset.source} is {type(dataset).__name__}, but the run was trained on {preprocess.kind} inputs")
+
+
+__all__ = [
+    "DATASETS", "FIXED_SHAPES", "ImageArrays", "ImageDataset", "PreparedData", "Preprocess", "cache_root", "data_root", "dataset_shape",
+    "load_preprocess", "prepare", "prepare_test",
+]  # fmt: skip

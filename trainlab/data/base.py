@@ -14,6 +14,10 @@ from trainlab.registry import Registry
 
 DATASETS = Registry("datasets")
 
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
+# What Windows, macOS and NAS file managers leave among images (lower case), skipped like hidden files.
+SYSTEM_NAMES = frozenset({"thumbs.db", "ehthumbs.db", "ehthumbs_vista.db", "desktop.ini", "__macosx", "@eadir"})
+
 DATA_ENV = "TRAINLAB_DATA"
 CACHE_ENV = "TRAINLAB_CACHE"
 
@@ -31,9 +35,14 @@ class ImageArrays:
         return len(self.labels)
 
 
+# The argument every dataset builder gets from trainlab: True when only the test split is wanted (`trainlab eval`
+# of a run, which brings its own statistics), so that the training split need not be there.
+SPLIT_INPUTS = ("test_only",)
+
+
 @dataclass
 class ImageDataset:
-    train: ImageArrays
+    train: ImageArrays | None  # None: built with test_only
     test: ImageArrays
     classes: list[str]
     source: str  # where the pixels came from, in words: "image folder /data/cifar10-jpeg"
@@ -41,7 +50,7 @@ class ImageDataset:
     @property
     def image_shape(self) -> tuple[int, int, int]:
         """(C, H, W) of one image, as a model sees it."""
-        _, h, w, c = self.train.images.shape
+        _, h, w, c = (self.train or self.test).images.shape
         return c, h, w
 
 

@@ -9,13 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 from sklearn.model_selection import train_test_split
+from torch import nn
 
 from trainlab.data.base import ImageArrays, ImageDataset
-from trainlab.errors import ConfigError
+from trainlab.data.prepared import PreparedData
+from trainlab.data.preprocess import ImagePreprocess
+from trainlab.errors import ConfigError, DataError
 
 
 def split_indices(labels: np.ndarray, val_size: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -82,16 +86,15 @@ class ArrayLoader:
     """Batches of normalised float images (B, C, H, W) and int64 labels (B,) from a uint8 (N, H, W, C) tensor."""
 
     def __init__(
-        self, images: torch.Tensor, labels: torch.Tensor, batch_size: int, *, mean: np.ndarray, std: np.ndarray,
+        self, images: torch.Tensor, labels: torch.Tensor, batch_size: int, *, preprocess: ImagePreprocess,
         shuffle: bool = False, seed: int = 0, channels_last: bool = False,
         augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
     ):  # fmt: skip
         self.images, self.labels, self.batch_size = images, labels, batch_size
         self.shuffle, self.seed, self.epoch, self.channels_last = shuffle, seed, 0, channels_last
         self.augment = augment  # on (B, C, H, W) floats in [0, 1], before normalisation
-        shape = (1, -1, 1, 1)
-        self.mean = torch.tensor(mean / 255, dtype=torch.float32, device=images.device).view(shape)
-        self.inv_std = torch.tensor(255 / std, dtype=torch.float32, device=images.device).view(shape)
+        self.preprocess = preprocess
+        self.order = None  # batches keep the split's order (shuffled for training)
 
     def preview(self, count: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
         """The first `count` images of epoch 0 as the model gets them, but before normalisation: (B, C, H, W) in [0, 1]."""
@@ -120,49 +123,93 @@ class ArrayLoader:
             x = self.images[index].permute(0, 3, 1, 2).float().div_(255)  # (B, H, W, C) -> (B, C, H, W) in [0, 1]
             if self.augment is not None:
                 x = self.augment(x, generator)
-            x = (x - self.mean) * self.inv_std
+            x = self.preprocess.normalise(x)
             yield (x if self.channels_last else x.contiguous()), self.labels[index]
 
 
 @dataclass
-class DataBundle:
+class ImageData(PreparedData):
+    """What an image run trains on: array loaders normalised by the training split's statistics."""
+
     train: ArrayLoader
     val: ArrayLoader
     test: ArrayLoader
-    classes: list[str]
-    image_shape: tuple[int, int, int]  # (C, H, W)
-    mean: np.ndarray  # per channel, 0..255 scale, from the training split
-    std: np.ndarray
+    preprocess: ImagePreprocess
     source: str
     sizes: dict[str, int]
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """(C, H, W)"""
+        return self.preprocess.shape
+
+    def example(self) -> torch.Tensor:
+        images, _ = self.train.preview(1)
+        return self.preprocess.normalise(images)[0]
+
+    def write_records(self, folder: Path, model: nn.Module) -> list[str]:
+        self.write_sample_grid(folder / "samples.png")
+        return []
+
+    def show(self, count: int, output: Path) -> list[str]:
+        self.write_sample_grid(output, count)
+        return [f"{count} training samples: {output}"]
+
+    def write_sample_grid(self, path: Path, count: int = 64) -> None:
+        """A picture of the first training batch as the model sees it (augmented), with class names."""
+        from trainlab.evaluation.grid import sample_grid_figure
+        from trainlab.evaluation.plots import save_figure
+
+        images, labels = self.train.preview(count)
+        save_figure(sample_grid_figure(images.cpu(), labels.tolist(), self.classes), path)
 
 
 def prepare_data(
     dataset: ImageDataset, *, batch_size: int, eval_batch_size: int, val_size: float, split_seed: int, seed: int,
     device: torch.device, channels_last: bool,
     augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
-) -> DataBundle:  # fmt: skip
+) -> ImageData:  # fmt: skip
     train_idx, val_idx = split_indices(np.asarray(dataset.train.labels), val_size, split_seed)
     train = ImageArrays(dataset.train.images[train_idx], dataset.train.labels[train_idx])  # fancy indexing copies
     val = ImageArrays(dataset.train.images[val_idx], dataset.train.labels[val_idx])
-    mean, std = channel_stats(train.images)
+    preprocess = ImagePreprocess(dataset.classes, dataset.image_shape, *channel_stats(train.images))
 
     def loader(arrays: ImageArrays, size: int, shuffle: bool, augment=None) -> ArrayLoader:
-        images = arrays.images if arrays.images.flags.writeable else np.array(arrays.images)  # memory map: read it in
-        images = torch.from_numpy(images).to(device)
-        labels = torch.from_numpy(np.asarray(arrays.labels, dtype=np.int64)).to(device)
-        return ArrayLoader(
-            images, labels, size, mean=mean, std=std, shuffle=shuffle, seed=seed, channels_last=channels_last, augment=augment
-        )
+        return array_loader(arrays, preprocess, size, device=device, channels_last=channels_last, shuffle=shuffle,
+                            seed=seed, augment=augment)  # fmt: skip
 
-    return DataBundle(
+    return ImageData(
         train=loader(train, batch_size, True, augment),
         val=loader(val, eval_batch_size, False),
         test=loader(dataset.test, eval_batch_size, False),
-        classes=list(dataset.classes),
-        image_shape=dataset.image_shape,
-        mean=mean,
-        std=std,
+        preprocess=preprocess,
         source=dataset.source,
         sizes={"train": len(train), "val": len(val), "test": len(dataset.test)},
     )
+
+
+def array_loader(
+    arrays: ImageArrays, preprocess: ImagePreprocess, batch_size: int, *, device: torch.device, channels_last: bool,
+    shuffle: bool = False, seed: int = 0, augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
+) -> ArrayLoader:  # fmt: skip
+    images = arrays.images if arrays.images.flags.writeable else np.array(arrays.images)  # memory map: read it in
+    labels = torch.from_numpy(np.asarray(arrays.labels, dtype=np.int64)).to(device)
+    return ArrayLoader(torch.from_numpy(images).to(device), labels, batch_size, preprocess=preprocess, shuffle=shuffle,
+                       seed=seed, channels_last=channels_last, augment=augment)  # fmt: skip
+
+
+def image_test_loader(
+    dataset: ImageDataset, preprocess: ImagePreprocess, batch_size: int, *, device: torch.device, channels_last: bool
+) -> ArrayLoader:
+    """The test split, normalised with a run's recorded statistics (`trainlab eval`)."""
+    if dataset.image_shape != preprocess.shape:
+        raise DataError(
+            f"{dataset.source}: its images are {_shape(dataset.image_shape)}, but the run was trained on "
+            f"{_shape(preprocess.shape)}"
+        )
+    return array_loader(dataset.test, preprocess, batch_size, device=device, channels_last=channels_last)
+
+
+def _shape(shape: tuple[int, int, int]) -> str:
+    channels, height, width = shape
+    return f"{width}x{height} pixels, {'greyscale' if channels == 1 else 'colour'}"

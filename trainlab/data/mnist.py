@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from trainlab.data.base import DATA_ENV, DATASETS, ImageArrays, ImageDataset, data_root
+from trainlab.data.base import DATA_ENV, DATASETS, SPLIT_INPUTS, ImageArrays, ImageDataset, data_root
 from trainlab.data.download import download
 from trainlab.data.vision import _resolve_root  # the one rule for where a dataset `root` is
 from trainlab.errors import DataError, UsageError
@@ -163,8 +163,8 @@ def _read_split(folder: Path, paths: dict[str, Path], split: str) -> ImageArrays
     return ImageArrays(images[..., None], labels.astype(np.int64))  # (N, 28, 28) -> (N, 28, 28, 1)
 
 
-@DATASETS.register()
-def mnist(root: str | None = None) -> ImageDataset:
+@DATASETS.register(injected=SPLIT_INPUTS)
+def mnist(root: str | None = None, *, test_only: bool = False) -> ImageDataset:
     """MNIST: 60,000 + 10,000 greyscale 28x28 handwritten digits; missing files are downloaded.
 
     Looks in `root` (or $TRAINLAB_DATA/mnist) for train-images-idx3-ubyte, train-labels-idx1-ubyte,
@@ -172,11 +172,11 @@ def mnist(root: str | None = None) -> ImageDataset:
     against the MD5 of the published decompressed file.
     """
     folder = _resolve_root(root) if root is not None else data_root() / "mnist"
-    found = {stem: _find(folder, stem) for stem in MNIST_IDX_MD5}
+    found = {stem: _find(folder, stem) for stem in MNIST_IDX_MD5 if not (test_only and stem.startswith("train"))}
     missing = [stem for stem, path in found.items() if path is None]
     paths = {stem: path or _download(folder, stem, missing) for stem, path in found.items()}
     return ImageDataset(
-        train=_read_split(folder, paths, "train"),
+        train=None if test_only else _read_split(folder, paths, "train"),
         test=_read_split(folder, paths, "t10k"),
         classes=list(MNIST_CLASSES),
         source=f"MNIST IDX files {folder}",

@@ -16,11 +16,15 @@ from typing import Annotated
 import numpy as np
 import torch
 from pydantic import Field
+from torch import nn
 
-from trainlab.data.base import DATA_ENV, DATASETS, data_root
+from trainlab.data.base import DATA_ENV, DATASETS, SPLIT_INPUTS, data_root
 from trainlab.data.loader import seeded_generator, split_indices
+from trainlab.data.prepared import PreparedData
+from trainlab.data.preprocess import TextPreprocess
 from trainlab.errors import UsageError
 from trainlab.registry import did_you_mean
+from trainlab.utils.io import write_json
 from trainlab.text.processing import Tokenizer, tokenize
 from trainlab.text.vocab import Vocabulary
 
@@ -46,11 +50,14 @@ class TextSplit:
 
 @dataclass
 class TextDataset:
-    train: TextSplit
+    train: TextSplit | None  # None: built with test_only
     val: TextSplit | None  # None: split from train by data.val_size
     test: TextSplit
     classes: list[str]
     source: str
+    tokenizer: Tokenizer = "whitespace"  # how the texts were tokenized, for new texts (preprocess.json)
+    lowercase: bool = True
+    max_length: int | None = None  # tokens kept of each text
     min_freq: int = 1  # vocabulary options, applied to the training split
     max_vocab: int | None = None
 
@@ -101,16 +108,16 @@ def _clip(text: str, width: int = 60) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def read_split(path: Path, classes: Sequence[str], tokenizer: Tokenizer, lowercase: bool) -> TextSplit:
+def read_split(path: Path, classes: Sequence[str], tokenizer: Tokenizer, lowercase: bool, max_length: int | None = None) -> TextSplit:
     texts, labels, lines = read_labelled_lines(path, classes)
-    tokens = [tokenize(text.lower() if lowercase else text, tokenizer) for text in texts]
+    tokens = [tokenize(text.lower() if lowercase else text, tokenizer)[:max_length] for text in texts]
     for text, line, found in zip(texts, lines, tokens):
         if not found:
             raise UsageError(f"{path}, line {line}: the {tokenizer} tokenizer finds no token in {_clip(text)!r}")
     return TextSplit(texts, tokens, labels)
 
 
-@DATASETS.register()
+@DATASETS.register(injected=SPLIT_INPUTS)
 def emotion(
     *,
     root: str | None = None,
@@ -119,13 +126,15 @@ def emotion(
     lowercase: bool = True,
     min_freq: Annotated[int, Field(ge=1)] = 1,
     max_vocab: Annotated[int, Field(ge=1)] | None = None,
+    max_length: Annotated[int, Field(ge=1)] | None = None,
+    test_only: bool = False,
 ) -> TextDataset:
     """The emotion dataset (English tweets, six labels): `train.txt`, `val.txt`, `test.txt` of `text;label` lines.
 
     Read from `root`, default $TRAINLAB_DATA/emotion; any folder of such files works, with its own
     `labels` (in label-index order). Without `val.txt`, data.val_size of train.txt is held out.
     The vocabulary keeps the training split's words seen `min_freq` times or more, at most the
-    `max_vocab` most frequent.
+    `max_vocab` most frequent. `max_length` keeps the first tokens of each longer text.
     """
     folder = Path(root).expanduser() if root else data_root() / "emotion"
     if not folder.is_dir():
@@ -137,10 +146,11 @@ def emotion(
         raise UsageError(f"data.labels: each label once, got {labels}")
 
     def read(name: str) -> TextSplit:
-        return read_split(folder / f"{name}.txt", labels, tokenizer, lowercase)
+        return read_split(folder / f"{name}.txt", labels, tokenizer, lowercase, max_length)
 
-    val = read("val") if (folder / "val.txt").exists() else None
-    return TextDataset(read("train"), val, read("test"), list(labels), f"text files {folder}", min_freq, max_vocab)
+    val = read("val") if not test_only and (folder / "val.txt").exists() else None
+    return TextDataset(None if test_only else read("train"), val, read("test"), list(labels), f"text files {folder}", tokenizer, lowercase,
+                       max_length, min_freq, max_vocab)  # fmt: skip
 
 
 class TextLoader:
@@ -183,23 +193,24 @@ class TextLoader:
 
 
 @dataclass
-class TextData:
-    """What a text run trains on: loaders, the vocabulary, and figures about the data."""
+class TextData(PreparedData):
+    """What a text run trains on: loaders of token ids, the vocabulary, and figures about the data."""
 
     train: TextLoader
     val: TextLoader
     test: TextLoader
-    classes: list[str]
-    vocabulary: Vocabulary
+    preprocess: TextPreprocess
     corpus: list[list[str]]  # the training split's tokens, for word2vec
     source: str
     sizes: dict[str, int]
     stats: dict  # class counts, unknown-token shares and text lengths per split (data.json)
 
     @property
-    def model_inputs(self) -> dict:
-        """What a text model's builder may ask for (`injected=`): a builder takes the ones it names."""
-        return {"vocabulary": self.vocabulary, "num_classes": len(self.classes), "corpus": self.corpus}
+    def vocabulary(self) -> Vocabulary:
+        return self.preprocess.vocabulary
+
+    def training_inputs(self) -> dict:
+        return {"corpus": self.corpus}
 
     def example(self) -> torch.Tensor:
         """The token ids (T,) of a training text of the median length: the model's summary shows a typical input."""
@@ -216,6 +227,16 @@ class TextData:
                 return samples[:count]
         return samples
 
+    def write_records(self, folder: Path, model: nn.Module) -> list[str]:
+        """data.json: class counts, unknown-token shares, text lengths and the coverage of pretrained vectors."""
+        coverage = getattr(model, "vectors_coverage", None)
+        record = {"source": self.source, "classes": self.classes, **self.stats, "vectors": coverage and coverage.to_dict()}
+        write_json(folder / "data.json", record)
+        return describe(self) + ([f"vectors: {coverage}"] if coverage else [])
+
+    def show(self, count: int, output: Path) -> list[str]:
+        return [f"{label:<10} {' '.join(tokens)}" for label, tokens in self.preview(count)]
+
 
 def prepare_text_data(
     dataset: TextDataset, *, batch_size: int, eval_batch_size: int, val_size: float, split_seed: int, seed: int,
@@ -229,12 +250,7 @@ def prepare_text_data(
     vocabulary = Vocabulary.build(train.tokens, min_freq=dataset.min_freq, max_size=dataset.max_vocab)
 
     def loader(split: TextSplit, size: int, shuffle: bool) -> TextLoader:
-        lengths = torch.tensor([len(t) for t in split.tokens], dtype=torch.int64)
-        ids = torch.zeros(len(split), int(lengths.max()), dtype=torch.int64)  # (N, longest), 0 = <pad>
-        for row, tokens in enumerate(split.tokens):
-            ids[row, : len(tokens)] = torch.tensor(vocabulary.encode(tokens))
-        labels = torch.from_numpy(split.labels)
-        return TextLoader(ids.to(device), lengths.to(device), labels.to(device), size, shuffle=shuffle, seed=seed)
+        return text_loader(split, vocabulary, size, device=device, shuffle=shuffle, seed=seed)
 
     loaders = {"train": loader(train, batch_size, True), "val": loader(val, eval_batch_size, False),
                "test": loader(dataset.test, eval_batch_size, False)}  # fmt: skip
@@ -244,10 +260,28 @@ def prepare_text_data(
         "class_counts": {name: _class_counts(s.labels, dataset.classes) for name, s in splits.items()},
         "tokens_per_text": {name: _length_stats(s.tokens) for name, s in splits.items()},
     }  # fmt: skip
+    lengths = sorted(len(tokens) for tokens in train.tokens)
+    preprocess = TextPreprocess(dataset.classes, vocabulary, tokenizer=dataset.tokenizer, lowercase=dataset.lowercase,
+                                max_length=dataset.max_length, typical_length=lengths[(len(lengths) - 1) // 2])  # fmt: skip
     return TextData(
-        **loaders, classes=list(dataset.classes), vocabulary=vocabulary, corpus=train.tokens, source=dataset.source,
+        **loaders, preprocess=preprocess, corpus=train.tokens, source=dataset.source,
         sizes={name: len(s) for name, s in splits.items()}, stats=stats,
     )  # fmt: skip
+
+
+def text_loader(split: TextSplit, vocabulary: Vocabulary, batch_size: int, *, device: torch.device, shuffle: bool = False,
+                seed: int = 0) -> TextLoader:  # fmt: skip
+    lengths = torch.tensor([len(t) for t in split.tokens], dtype=torch.int64)
+    ids = torch.zeros(len(split), int(lengths.max()), dtype=torch.int64)  # (N, longest), 0 = <pad>
+    for row, tokens in enumerate(split.tokens):
+        ids[row, : len(tokens)] = torch.tensor(vocabulary.encode(tokens))
+    labels = torch.from_numpy(split.labels)
+    return TextLoader(ids.to(device), lengths.to(device), labels.to(device), batch_size, shuffle=shuffle, seed=seed)
+
+
+def text_test_loader(dataset: TextDataset, preprocess: TextPreprocess, batch_size: int, *, device: torch.device) -> TextLoader:
+    """The test split in a run's vocabulary (`trainlab eval`)."""
+    return text_loader(dataset.test, preprocess.vocabulary, batch_size, device=device)
 
 
 def _class_counts(labels: np.ndarray, classes: list[str]) -> dict[str, int]:

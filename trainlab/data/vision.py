@@ -20,15 +20,15 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from trainlab.data.base import CACHE_ENV, DATA_ENV, DATASETS, ImageArrays, ImageDataset, cache_root, data_root, warn
+from trainlab.data.base import (
+    CACHE_ENV, DATA_ENV, DATASETS, IMAGE_EXTENSIONS, SPLIT_INPUTS, SYSTEM_NAMES, ImageArrays, ImageDataset, cache_root, data_root, warn,
+)  # fmt: skip
 from trainlab.data.download import download, extract_tar
+from trainlab.data.preprocess import convert_image
 from trainlab.errors import DataError, UsageError
 from trainlab.utils.io import atomic_open, remove_stale_temporaries
 from trainlab.utils.processes import usable_cores
 
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
-# What Windows, macOS and NAS file managers leave among images (lower case), skipped like hidden files.
-SYSTEM_NAMES = frozenset({"thumbs.db", "ehthumbs.db", "ehthumbs_vista.db", "desktop.ini", "__macosx", "@eadir"})
 # A pool of 2 decodes CIFAR-10's 50,000 training JPEGs in 3.2 s instead of 4.7 s; below a few
 # thousand files, starting the processes costs more than it saves.
 POOL_MIN_FILES = 2000
@@ -117,11 +117,7 @@ def _decode_image(path: str, image_size: int | None) -> np.ndarray:
     """(H, W) for a greyscale ('L') image, (H, W, 3) for any other."""
     try:
         with Image.open(path) as image:
-            if image.mode != "L":
-                image = image.convert("RGB")
-            if image_size is not None and image.size != (image_size, image_size):
-                image = image.resize((image_size, image_size), Image.Resampling.BILINEAR)
-            return np.asarray(image)
+            return convert_image(image, size=(image_size, image_size) if image_size is not None else None)
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
         raise DataError(f"cannot decode image {path}: {e}") from e
 
@@ -293,16 +289,20 @@ def _in_colour(arrays: ImageArrays) -> ImageArrays:
     return ImageArrays(np.repeat(arrays.images, 3, axis=-1), arrays.labels)
 
 
-@DATASETS.register()
-def image_folder(root: str, image_size: int | None = None) -> ImageDataset:
+@DATASETS.register(injected=SPLIT_INPUTS)
+def image_folder(root: str, image_size: int | None = None, *, test_only: bool = False) -> ImageDataset:
     """Your own images in class folders: root/train/<class>/* and root/test/<class>/*.
 
     The classes are the names of the train/ class folders that hold images, sorted (Python's string
     order: "B" before "a"); label i is classes[i]. A class folder without images in train/ and test/
     is left out, and one with training images but no test images is kept: both with a warning.
-    Test images of a class without training images are an error.
+    Test images of a class without training images are an error. With `test_only`, train/ is not read:
+    the classes are those of test/.
     """
     folder = _resolve_root(root)
+    if test_only:
+        listing = _list_folder(folder / "test", image_size)
+        return ImageDataset(None, _load_listed(listing, image_size), listing.classes, source=f"image folder {folder}")
     train_root, train_folders = _scan(folder / "train")
     test_root, test_folders = _scan(folder / "test")
     for name, entries in test_folders.items():
@@ -370,7 +370,7 @@ def _read_cifar_batch(path: Path, num_classes: int) -> ImageArrays:
     return ImageArrays(np.ascontiguousarray(images), labels)
 
 
-def _read_cifar_batches(folder: Path) -> ImageDataset:
+def _read_cifar_batches(folder: Path, test_only: bool = False) -> ImageDataset:
     """The official python release: data_batch_1..5, test_batch and batches.meta, all pickles.
 
     Reading all of it takes about 0.3 s, so it is not cached.
@@ -380,8 +380,10 @@ def _read_cifar_batches(folder: Path) -> ImageDataset:
         classes = [name.decode() for name in meta[b"label_names"]]
     except (KeyError, TypeError, AttributeError) as e:
         raise DataError(f"{folder / 'batches.meta'} has no list of label_names") from e
-    parts = [_read_cifar_batch(folder / f"data_batch_{i}", len(classes)) for i in range(1, 6)]
-    train = ImageArrays(np.concatenate([p.images for p in parts]), np.concatenate([p.labels for p in parts]))
+    train = None
+    if not test_only:
+        parts = [_read_cifar_batch(folder / f"data_batch_{i}", len(classes)) for i in range(1, 6)]
+        train = ImageArrays(np.concatenate([p.images for p in parts]), np.concatenate([p.labels for p in parts]))
     test = _read_cifar_batch(folder / "test_batch", len(classes))
     return ImageDataset(train, test, classes, source=f"CIFAR-10 python batches {folder}")
 
@@ -403,33 +405,33 @@ def _download_cifar10(jpeg: Path, batches: Path) -> None:
         raise DataError(f"{archive} did not contain {CIFAR10_BATCHES}/")
 
 
-@DATASETS.register()
-def cifar10(root: str | None = None) -> ImageDataset:
+@DATASETS.register(injected=SPLIT_INPUTS)
+def cifar10(root: str | None = None, *, test_only: bool = False) -> ImageDataset:
     """CIFAR-10: 50,000 + 10,000 colour 32x32 images in 10 classes; downloaded when not found."""
     if root is not None:
         folder = _resolve_root(root)
-        if (folder / "train").is_dir():
-            return dataclasses.replace(image_folder(str(folder)), source=f"CIFAR-10 image folder {folder}")
+        if (folder / ("test" if test_only else "train")).is_dir():
+            return dataclasses.replace(image_folder(str(folder), test_only=test_only), source=f"CIFAR-10 image folder {folder}")
         batches = folder if (folder / "batches.meta").is_file() else folder / CIFAR10_BATCHES
         if not batches.is_dir():
             raise UsageError(
                 f"{folder} holds neither train/ and test/ class folders nor the CIFAR-10 python batches"
             )
-        return _read_cifar_batches(batches)
+        return _read_cifar_batches(batches, test_only)
     jpeg = data_root() / "cifar10-jpeg"
     if jpeg.is_dir():
-        return dataclasses.replace(image_folder(str(jpeg)), source=f"CIFAR-10 image folder {jpeg}")
+        return dataclasses.replace(image_folder(str(jpeg), test_only=test_only), source=f"CIFAR-10 image folder {jpeg}")
     batches = data_root() / "cifar10" / CIFAR10_BATCHES
     if not batches.is_dir():
         _download_cifar10(jpeg, batches)
-    return _read_cifar_batches(batches)
+    return _read_cifar_batches(batches, test_only)
 
 
 # ---------------------------------------------------------------- digits
 
 
-@DATASETS.register()
-def digits() -> ImageDataset:
+@DATASETS.register(injected=SPLIT_INPUTS)
+def digits(*, test_only: bool = False) -> ImageDataset:
     """scikit-learn's 1,797 greyscale 8x8 digits, embedded: nothing to download."""
     # Imported here: scikit-learn takes most of a second to import and only this builder needs it.
     from sklearn.datasets import load_digits
@@ -441,7 +443,7 @@ def digits() -> ImageDataset:
     # A fixed seed, not the run's: every run is scored on the same test images.
     train, test = train_test_split(np.arange(len(labels)), test_size=0.2, stratify=labels, random_state=0)
     return ImageDataset(
-        train=ImageArrays(images[train], labels[train]),
+        train=None if test_only else ImageArrays(images[train], labels[train]),
         test=ImageArrays(images[test], labels[test]),
         classes=[str(digit) for digit in range(10)],
         source="scikit-learn digits (embedded)",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import math
 import shutil
 import time
 from pathlib import Path
@@ -15,20 +14,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from trainlab.engine.checkpoint import save_checkpoint
 from trainlab.engine.loop import Callback, Trainer
+from trainlab.engine.metric_names import EPOCH_METRICS, LR, METRIC_COLUMNS, TRAIN_ACC, TRAIN_LOSS, epoch_tag, step_tag
+from trainlab.engine.monitor import Monitor
 from trainlab.errors import TrainlabError
 from trainlab.utils import signals
 from trainlab.utils.io import atomic_open, atomic_path
-
-METRIC_COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds", "samples_per_s", "threads"]
-
-
-def improves(value: float, best: float | None, *, maximize: bool, min_delta: float = 0.0) -> bool:
-    """Whether a monitored metric beats the best so far by more than min_delta (accuracies up, losses down)."""
-    if math.isnan(value):
-        return False
-    if best is None:
-        return True
-    return value > best + min_delta if maximize else value < best - min_delta
 
 
 class NonFiniteLossError(TrainlabError):
@@ -89,18 +79,14 @@ def write_metrics_csv(path: Path, history: list[dict[str, float]]) -> None:
 class Checkpointer(Callback):
     """checkpoints/last.pt after every epoch; checkpoints/best.pt when the monitored metric improves."""
 
-    def __init__(self, folder: Path, config: dict[str, Any], monitor: str = "val/acc"):
-        self.folder, self.config, self.monitor = folder, config, monitor
-        self.key = monitor.replace("/", "_")  # "val/acc" -> history column "val_acc"
+    def __init__(self, folder: Path, config: dict[str, Any], monitor: Monitor | str = "val/acc"):
+        self.folder, self.config, self.monitor = folder, config, Monitor.parse(monitor)
         self.best: float | None = None
         self.best_epoch: int | None = None
 
-    def improved(self, value: float) -> bool:
-        return improves(value, self.best, maximize=self.key.endswith("acc"))
-
     def on_epoch_end(self, trainer: Trainer) -> None:
-        value = trainer.history[-1][self.key]
-        is_best = self.improved(value)
+        value = trainer.history[-1][self.monitor.column]
+        is_best = self.monitor.improves(value, self.best)
         if is_best:
             self.best, self.best_epoch = value, trainer.epoch
         save_checkpoint(self.folder / "last.pt", trainer, self.config)  # records the updated best above
@@ -116,7 +102,8 @@ class Checkpointer(Callback):
 
 
 class TensorBoardLogger(Callback):
-    """tb/: loss, accuracy and learning rate per step, all epoch metrics per epoch."""
+    """tb/: loss, accuracy and learning rate per step (`step/train_loss`), the epoch metrics per epoch
+    (`epoch/val_acc`): metrics.csv's names, the x-axis in front."""
 
     def __init__(self, log_dir: Path):
         self.log_dir = log_dir
@@ -130,15 +117,14 @@ class TensorBoardLogger(Callback):
 
     def on_train_batch_end(self, trainer: Trainer) -> None:
         step = trainer.global_step
-        self.writer.add_scalar("train/loss", trainer.loss.item(), step)
-        self.writer.add_scalar("train/acc", trainer.batch_correct.item() / len(trainer.targets), step)
-        self.writer.add_scalar("train/lr", trainer.optimizer.param_groups[0]["lr"], step)
+        self.writer.add_scalar(step_tag(TRAIN_LOSS), trainer.loss.item(), step)
+        self.writer.add_scalar(step_tag(TRAIN_ACC), trainer.batch_correct.item() / len(trainer.targets), step)
+        self.writer.add_scalar(step_tag(LR), trainer.optimizer.param_groups[0]["lr"], step)
 
     def on_epoch_end(self, trainer: Trainer) -> None:
         row = trainer.history[-1]
-        for key in ("train_loss", "train_acc", "val_loss", "val_acc", "samples_per_s"):
-            split, _, name = key.partition("_")
-            self.writer.add_scalar(f"epoch/{split}_{name}" if split in ("train", "val") else f"epoch/{key}", row[key], trainer.epoch)
+        for name in EPOCH_METRICS:
+            self.writer.add_scalar(epoch_tag(name), row[name], trainer.epoch)
         self.writer.flush()
 
     def add_image(self, tag: str, image, step: int) -> None:  # image: (H, W, 3) uint8

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pickle
 import random
 import zipfile
+from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +17,7 @@ from trainlab.errors import DataError, UsageError
 from trainlab.utils.io import atomic_path
 
 if TYPE_CHECKING:
-    from trainlab.engine.loop import Trainer
+    from trainlab.engine.loop import Callback, Trainer
 
 FORMAT = "trainlab-checkpoint/1"
 
@@ -42,6 +44,19 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def state_keys(callbacks: Sequence[Callback]) -> list[str]:
+    """The checkpoint key of each callback: its class name, then `Name#2`, `Name#3` for later instances of that class.
+
+    The first instance keeps the bare class name, so checkpoints written before keys were numbered still restore."""
+    seen: Counter[str] = Counter()
+    keys = []
+    for callback in callbacks:
+        name = type(callback).__name__
+        seen[name] += 1
+        keys.append(name if seen[name] == 1 else f"{name}#{seen[name]}")
+    return keys
+
+
 def save_checkpoint(path: Path, trainer: Trainer, config: dict[str, Any]) -> None:
     state = {
         "format": FORMAT,
@@ -49,7 +64,7 @@ def save_checkpoint(path: Path, trainer: Trainer, config: dict[str, Any]) -> Non
         "model": trainer.model.state_dict(),
         "optimizer": trainer.optimizer.state_dict(),
         "trainer": {"epoch": trainer.epoch, "global_step": trainer.global_step, "history": trainer.history},
-        "callbacks": {type(cb).__name__: cb.state_dict() for cb in trainer.callbacks},
+        "callbacks": {key: cb.state_dict() for key, cb in zip(state_keys(trainer.callbacks), trainer.callbacks)},
         "rng": rng_state(),
     }
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
@@ -82,7 +97,7 @@ def restore(trainer: Trainer, state: dict[str, Any]) -> None:
     trainer.epoch = state["trainer"]["epoch"]
     trainer.global_step = state["trainer"]["global_step"]
     trainer.history = list(state["trainer"]["history"])
-    for cb in trainer.callbacks:
-        if type(cb).__name__ in state["callbacks"]:
-            cb.load_state_dict(state["callbacks"][type(cb).__name__])
+    for key, cb in zip(state_keys(trainer.callbacks), trainer.callbacks):
+        if key in state["callbacks"]:
+            cb.load_state_dict(state["callbacks"][key])
     set_rng_state(state["rng"])

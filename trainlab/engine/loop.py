@@ -1,6 +1,7 @@
-"""The training loop. It fetches a batch, runs forward, loss, backward and step, and
-calls hooks; everything else (schedules, logging, checkpoints, progress, guards) is a
-callback in `callbacks.py`. Hooks, in firing order:
+"""The training loop. It fetches a batch, runs forward, loss, backward and step (`step.py`, the
+doctor's checks take the same step), and calls hooks; everything else (schedules, logging,
+checkpoints, progress, guards) is a callback in `callbacks.py`. Hooks, in firing order, each
+declared on `Callback`:
 
     on_fit_start
       on_train_epoch_start
@@ -24,16 +25,61 @@ import torch
 from torch import nn
 
 from trainlab.engine.device import Placement
+from trainlab.engine.step import training_step
+from trainlab.registry import did_you_mean
 
 
 class Callback:
-    """Base class: override the hooks you need; `state_dict` goes into checkpoints."""
+    """Base class: override the hooks you need; `state_dict` goes into checkpoints.
+
+    Every hook is declared here and does nothing; a subclass method named `on_...` that is not one
+    of them (a misspelt hook, which would never fire) is refused when the class is defined."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name, value in vars(cls).items():
+            if name.startswith("on_") and callable(value) and name not in HOOKS:
+                raise TypeError(f"{cls.__qualname__}.{name} is not a callback hook{did_you_mean(name, HOOKS)}, "
+                                f"so it would never fire; hooks: {', '.join(HOOKS)}")  # fmt: skip
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        """Before the first epoch (of a resumed run too: `trainer.epoch` says where it starts)."""
+
+    def on_train_epoch_start(self, trainer: Trainer) -> None:
+        """Before the epoch's first batch; the model is in training mode."""
+
+    def on_before_backward(self, trainer: Trainer) -> None:
+        """After forward and loss: `trainer.logits` and `trainer.loss` are set, and `trainer.loss` may be replaced."""
+
+    def on_after_backward(self, trainer: Trainer) -> None:
+        """After backward, before the optimizer step: the gradients are ready to check or clip."""
+
+    def on_train_batch_end(self, trainer: Trainer) -> None:
+        """After the optimizer step; `trainer.global_step` counts it."""
+
+    def on_train_epoch_end(self, trainer: Trainer) -> None:
+        """After the epoch's last batch, before validation."""
+
+    def on_validation_end(self, trainer: Trainer) -> None:
+        """After validation (also when there is no validation loader)."""
+
+    def on_epoch_end(self, trainer: Trainer) -> None:
+        """The epoch's row is in `trainer.history`; setting `trainer.should_stop` ends the run after it."""
+
+    def on_fit_end(self, trainer: Trainer) -> None:
+        """After the last epoch, when the run ended normally."""
+
+    def on_teardown(self, trainer: Trainer) -> None:
+        """Always last, also after an error or Ctrl-C: close bars and files."""
 
     def state_dict(self) -> dict[str, Any]:
         return {}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         pass
+
+
+HOOKS = tuple(name for name in vars(Callback) if name.startswith("on_"))  # in firing order
 
 
 class Trainer:
@@ -88,14 +134,10 @@ class Trainer:
         self.fire("on_train_epoch_start")
         loss_sum, correct, seen, started = torch.zeros((), device=self.placement.device), 0, 0, time.perf_counter()
         for self.inputs, self.targets in self.train_loader:
-            with self.placement.autocast():
-                self.logits = self.model(self.inputs)
-                self.loss = self.loss_fn(self.logits, self.targets)
-            self.fire("on_before_backward")  # callbacks may add terms to self.loss (L1, elastic net)
-            self.optimizer.zero_grad(set_to_none=True)
-            self.loss.backward()
-            self.fire("on_after_backward")
-            self.optimizer.step()
+            self.logits, self.loss, _ = training_step(
+                self.model, self.optimizer, self.loss_fn, self.inputs, self.targets, self.placement,
+                before_backward=self._before_backward, after_backward=self._after_backward,
+            )
             self.global_step += 1
             self.batch_correct = (self.logits.detach().argmax(1) == self.targets).sum()  # argmax, never a 0.5 threshold
             loss_sum += self.loss.detach() * len(self.targets)
@@ -105,6 +147,15 @@ class Trainer:
         seconds = time.perf_counter() - started
         self.fire("on_train_epoch_end")
         return {"loss": loss_sum.item() / seen, "acc": float(correct) / seen, "samples_per_s": seen / seconds}
+
+    def _before_backward(self, logits: torch.Tensor, loss: torch.Tensor) -> torch.Tensor:
+        self.logits, self.loss = logits, loss
+        self.fire("on_before_backward")  # callbacks may add terms to self.loss (L1, elastic net)
+        return self.loss
+
+    def _after_backward(self, loss: torch.Tensor) -> bool:
+        self.fire("on_after_backward")  # guards raise before a bad step; clipping edits the gradients
+        return True
 
     @torch.inference_mode()
     def predict(self, loader: Iterable) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -125,6 +176,4 @@ class Trainer:
 
     def fire(self, hook: str) -> None:
         for callback in self.callbacks:
-            method = getattr(callback, hook, None)
-            if method is not None:
-                method(self)
+            getattr(callback, hook)(self)

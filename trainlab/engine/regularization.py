@@ -8,8 +8,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from trainlab.engine.callbacks import improves
 from trainlab.engine.loop import Callback, Trainer
+from trainlab.engine.monitor import Monitor
 
 
 def penalized_weights(model: nn.Module) -> list[torch.Tensor]:
@@ -54,9 +54,10 @@ class GradientClipping(Callback):
 class EarlyStopping(Callback):
     """Stops when `monitor` has not improved by `min_delta` for `patience` epochs; can restore the best weights."""
 
-    def __init__(self, monitor: str = "val/loss", patience: int = 5, min_delta: float = 0.0, restore_best_weights: bool = True):
-        self.key = monitor.replace("/", "_")  # "val/loss" -> history column "val_loss"
-        self.maximize = self.key.endswith("acc")
+    def __init__(
+        self, monitor: Monitor | str = "val/loss", patience: int = 5, min_delta: float = 0.0, restore_best_weights: bool = True
+    ):
+        self.monitor = Monitor.parse(monitor)
         self.patience, self.min_delta, self.restore = patience, min_delta, restore_best_weights
         self.best: float | None = None
         self.best_epoch: int | None = None
@@ -65,8 +66,8 @@ class EarlyStopping(Callback):
         self.stopped_epoch: int | None = None
 
     def on_epoch_end(self, trainer: Trainer) -> None:
-        value = trainer.history[-1][self.key]
-        if improves(value, self.best, maximize=self.maximize, min_delta=self.min_delta):
+        value = trainer.history[-1][self.monitor.column]
+        if self.monitor.improves(value, self.best, self.min_delta):
             self.best, self.best_epoch, self.waited = value, trainer.epoch, 0
             if self.restore:
                 self.best_weights = {k: v.detach().to("cpu", copy=True) for k, v in trainer.model.state_dict().items()}

@@ -1,14 +1,13 @@
 """report.html: one self-contained page that shows everything in a run folder, readable offline.
 
 Each section comes from one file of the run folder and is left out when that file is missing,
-so a run that stopped at epoch 2 still gets a report of what it did.
+so a run that stopped at epoch 2 still gets a report of what it did; a corrupt file is a DataError
+naming it (trainlab.run_records).
 """
 
 from __future__ import annotations
 
 import base64
-import csv
-import json
 import math
 from datetime import datetime
 from importlib import resources
@@ -17,40 +16,46 @@ from typing import Any
 
 import jinja2
 
-from trainlab.errors import DataError
+from trainlab.engine import metric_names as names
 from trainlab.run_folder import run_status
+from trainlab.run_records import (
+    CONFIG_YAML, NOT_CLASSES, read_classification_report, read_evaluations, read_json, read_metrics, read_run_record,
+    read_text, report_classes,
+)  # fmt: skip
 from trainlab.utils.io import write_text
 from trainlab.utils.records import flatten, to_float
 
 REPORT_HTML = "report.html"
 _TEMPLATE = "report.html.j2"
-_AVERAGE_ROWS = ("micro avg", "macro avg", "weighted avg", "samples avg")
-_COLUMN_FORMATS = {"epoch": "{:.0f}", "lr": "{:.3g}", "seconds": "{:.1f}", "samples_per_s": "{:,.0f}"}
+_COLUMN_FORMATS = {names.EPOCH: "{:.0f}", names.LR: "{:.3g}", names.SECONDS: "{:.1f}", names.SAMPLES_PER_S: "{:,.0f}"}
 
 
 def write_html_report(run_dir: Path) -> Path:
-    """Render `run_dir`/report.html from whatever the run folder holds; returns its path."""
+    """Render `run_dir`/report.html from whatever the run folder holds; returns its path.
+
+    Every file is optional: a run that failed or was interrupted has no test files, one that failed
+    in its first epoch no metrics.csv, a folder being set up no run.json yet."""
     run_dir = Path(run_dir)
-    run = _read_json(run_dir / "run.json") or {}
-    report = _read_json(run_dir / "classification_report.json")
-    epochs = _read_csv(run_dir / "metrics.csv")
-    summary = _read_text(run_dir / "summary.txt")
+    run = read_run_record(run_dir, missing_ok=True) or {}
+    report = read_classification_report(run_dir, missing_ok=True)
+    epochs = read_metrics(run_dir, missing_ok=True) or []
+    summary = read_text(run_dir / "summary.txt", missing_ok=True)
     context = {
         "title": run_dir.name,
         "status": run_status(run)[0],  # `died` for a run whose process is gone without recording an end
-        "date": _date(run.get("started")) or _modified(run_dir / "config.yaml"),
+        "date": _date(run.get("started")) or _modified(run_dir / CONFIG_YAML),
         "error": run.get("error"),
         "headline": _headline(run, report, epochs),
         "curves_png": png_data_uri(run_dir / "curves.png"),
         "epochs": _epoch_table(epochs) if epochs else None,
         "confusion_png": png_data_uri(run_dir / "confusion_matrix.png"),
         "classes": _class_table(report) if report else None,
-        "evaluations": _evaluations_table(run.get("evaluations")),
+        "evaluations": _evaluations_table(read_evaluations(run_dir, missing_ok=True)),
         "summary": summary,
         "summary_headline": _summary_headline(summary),
-        "config": _read_text(run_dir / "config.yaml"),
+        "config": read_text(run_dir / CONFIG_YAML, missing_ok=True),
         "run": _flatten({key: value for key, value in run.items() if key != "evaluations"}),  # those have their section
-        "env": _flatten(_read_json(run_dir / "env.json") or {}),
+        "env": _flatten(read_json(run_dir / "env.json", missing_ok=True) or {}),
     }
     path = run_dir / REPORT_HTML
     write_text(path, package_template("trainlab.evaluation", _TEMPLATE).render(style=report_style(), **context))
@@ -70,39 +75,37 @@ def package_template(package: str, name: str) -> jinja2.Template:
     return env.from_string(source)
 
 
-def _headline(run: dict, report: dict | None, epochs: list[dict[str, str]]) -> list[tuple[str, str]]:
+def _headline(run: dict, report: dict | None, epochs: list[dict[str, float | None]]) -> list[tuple[str, str]]:
     """(label, value) pairs for the figures at the top; a figure nobody recorded is left out.
 
     The test set's files come first, then run.json; both are training's own test pass (`trainlab eval`
     writes into evaluations/ and is listed in its own section).
     """
-    test_acc = report.get("accuracy") if report else run.get("test_acc")
-    macro_f1 = report.get("macro avg", {}).get("f1-score") if report else run.get("test_macro_f1")
-    val_accs = [v for v in (to_float(row.get("val_acc")) for row in epochs) if not math.isnan(v)]
-    seconds = [v for v in (to_float(row.get("seconds")) for row in epochs) if not math.isnan(v)]
-    train_seconds = run.get("train_seconds") or (sum(seconds) if seconds else None)
+    test_acc = report.get("accuracy") if report else run.get(names.TEST_ACC)
+    macro_f1 = report.get("macro avg", {}).get("f1-score") if report else run.get(names.TEST_MACRO_F1)
+    val_accs = [v for v in (to_float(row.get(names.VAL_ACC)) for row in epochs) if not math.isnan(v)]
+    seconds = [v for v in (to_float(row.get(names.SECONDS)) for row in epochs) if not math.isnan(v)]
+    train_seconds = run.get(names.TRAIN_SECONDS) or (sum(seconds) if seconds else None)
     figures = [
         ("test accuracy", _percent(test_acc)),
         ("macro F1", None if macro_f1 is None else f"{macro_f1:.4f}"),
         ("best val accuracy", _percent(max(val_accs)) if val_accs else None),
-        ("epochs", len(epochs) if epochs else run.get("epochs_completed")),
+        ("epochs", len(epochs) if epochs else run.get(names.EPOCHS_COMPLETED)),
         ("training time", _duration(train_seconds)),
     ]
     return [(label, str(value)) for label, value in figures if value is not None]
 
 
-def _evaluations_table(evaluations: Any) -> list[list[str]]:
+def _evaluations_table(evaluations: list[dict[str, Any]]) -> list[list[str]]:
     """One row per `trainlab eval` recorded in run.json: when, checkpoint and epoch, accuracy, F1, data, folder."""
     rows = []
-    for entry in evaluations if isinstance(evaluations, list) else []:
-        if not isinstance(entry, dict):
-            continue
+    for entry in evaluations:
         epoch = to_float(entry.get("epoch"))
-        f1 = to_float(entry.get("test_macro_f1"))
+        f1 = to_float(entry.get(names.TEST_MACRO_F1))
         overrides = " ".join(map(str, entry.get("overrides") or []))
         data = str(entry.get("data_source") or "–") + (f" ({overrides})" if overrides else "")
         checkpoint = str(entry.get("checkpoint", "?")) + ("" if math.isnan(epoch) else f" (epoch {epoch:.0f})")
-        rows.append([_date(entry.get("time")) or "–", checkpoint, _percent(entry.get("test_acc")) or "–",
+        rows.append([_date(entry.get("time")) or "–", checkpoint, _percent(entry.get(names.TEST_ACC)) or "–",
                      "–" if math.isnan(f1) else f"{f1:.4f}", data, str(entry.get("path") or "–")])  # fmt: skip
     return rows
 
@@ -114,9 +117,9 @@ def _summary_headline(summary: str | None) -> str:
     return " · ".join(lines) or "layers, output shapes and parameters"
 
 
-def _epoch_table(rows: list[dict[str, str]]) -> dict[str, Any]:
+def _epoch_table(rows: list[dict[str, float | None]]) -> dict[str, Any]:
     columns = list(rows[0])
-    val_accs = [to_float(row.get("val_acc")) for row in rows]
+    val_accs = [to_float(row.get(names.VAL_ACC)) for row in rows]
     best = max(range(len(rows)), key=lambda i: val_accs[i] if not math.isnan(val_accs[i]) else -math.inf)
     return {
         "columns": columns,
@@ -127,22 +130,22 @@ def _epoch_table(rows: list[dict[str, str]]) -> dict[str, Any]:
 
 def _class_table(report: dict[str, Any]) -> dict[str, list[list[str]]]:
     """Per-class rows, then accuracy and the averages, laid out as sklearn's text report does."""
-    classes, summary = [], []
-    for name, scores in report.items():
+    def row(name: str) -> list[str]:
+        scores = report[name]
         if name == "accuracy":
-            support = report.get("macro avg", {}).get("support", "")
-            summary.append([name, "", "", f"{scores:.4f}", _support(support)])
-        elif isinstance(scores, dict):
-            rates = [f"{scores[k]:.4f}" for k in ("precision", "recall", "f1-score")]
-            (summary if name in _AVERAGE_ROWS else classes).append([name, *rates, _support(scores["support"])])
-    return {"classes": classes, "summary": summary}
+            return [name, "", "", f"{scores:.4f}", _support(report.get("macro avg", {}).get("support", ""))]
+        return [name, *(f"{scores[k]:.4f}" for k in ("precision", "recall", "f1-score")), _support(scores["support"])]
+
+    return {"classes": [row(name) for name in report_classes(report)],
+            "summary": [row(name) for name in NOT_CLASSES if name in report]}  # fmt: skip
 
 
-def _format_cell(column: str, value: str | None) -> str:
-    number = to_float(value)
-    if math.isnan(number):
-        return value or "–"
-    return _COLUMN_FORMATS.get(column, "{:.4f}").format(number)
+def _format_cell(column: str, value: float | None) -> str:
+    if value is None:
+        return "–"
+    if not math.isfinite(value):
+        return str(value)  # nan, inf: what the run recorded
+    return _COLUMN_FORMATS.get(column, "{:.4f}").format(value)
 
 
 def _flatten(data: dict[str, Any]) -> list[tuple[str, str]]:
@@ -188,27 +191,6 @@ def _date(value: Any) -> str | None:
 
 def _modified(path: Path) -> str | None:
     return _date(path.stat().st_mtime) if path.exists() else None
-
-
-def _read_text(path: Path) -> str | None:
-    return path.read_text(encoding="utf-8") if path.exists() else None
-
-
-def _read_json(path: Path) -> Any:
-    text = _read_text(path)
-    if text is None:
-        return None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as e:
-        raise DataError(f"{path}, line {e.lineno}: not valid JSON ({e.msg})") from e
-
-
-def _read_csv(path: Path) -> list[dict[str, str]]:
-    if not path.exists():
-        return []
-    with open(path, encoding="utf-8", newline="") as f:
-        return list(csv.DictReader(f))
 
 
 def png_data_uri(path: Path) -> str | None:

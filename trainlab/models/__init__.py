@@ -1,6 +1,6 @@
 """Registered model builders. Each takes plain arguments; trainlab injects the data's shape."""
 
-from trainlab.models.registry import MODELS, build_model
+from trainlab.models.registry import MODELS, fits, models_for
 from trainlab.models import layers, text, vision  # noqa: F401  (registers the models)
 
-__all__ = ["MODELS", "build_model"]
+__all__ = ["MODELS", "fits", "models_for"]

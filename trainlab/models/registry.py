@@ -1,21 +1,21 @@
 from __future__ import annotations
 
-from typing import Any
-
-from torch import nn
+from collections.abc import Iterable
 
 from trainlab.registry import Registry
 
-# Every model builder receives the shape of the data from trainlab, never from the config.
+# Every model builder receives what it needs to know about the data from trainlab, never from the config.
 IMAGE_MODEL_INPUTS = ("in_channels", "num_classes", "image_size")
-TEXT_MODEL_INPUTS = ("vocabulary", "num_classes")  # builders that train word vectors also take "corpus"
+TEXT_MODEL_INPUTS = ("vocabulary", "num_classes")  # builders that train word vectors also take "corpus" and "pretrained"
 MODELS = Registry("models")
 
 
-def reads_text(name: str) -> bool:
-    """Whether the registered model `name` reads token ids (its builder takes a vocabulary), not images."""
-    return "vocabulary" in MODELS.injected(name)
+def fits(name: str, inputs: Iterable[str]) -> bool:
+    """Whether data that gives `inputs` (PreparedData.model_inputs' keys) has everything model `name` is built from."""
+    return set(MODELS.injected(name)) <= set(inputs)
 
 
-def build_model(name: str, *, in_channels: int, num_classes: int, image_size: tuple[int, int], **args: Any) -> nn.Module:
-    return MODELS.build(name, in_channels=in_channels, num_classes=num_classes, image_size=image_size, **args)
+def models_for(inputs: Iterable[str]) -> list[str]:
+    """The registered models that data giving `inputs` can build."""
+    given = set(inputs)
+    return [name for name in MODELS.names() if fits(name, given)]

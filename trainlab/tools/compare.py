@@ -6,7 +6,9 @@
     save_figure(curves_figure(runs), "compare.png")
 
 Rows are plain dicts, column name -> value, in display order: numbers stay numbers (accuracies
-in percent), and a seed group's metrics are `MeanStd`s; `render` formats them all.
+in percent), and a seed group's metrics are `MeanStd`s; `render` formats them all. A metric's column
+and sort key are its name in metrics.csv and run.json (trainlab.engine.metric_names), with `(%)` after
+a percentage: `test_acc (%)`, `--sort test_acc`.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from trainlab.engine import metric_names as names
 from trainlab.errors import UsageError
 from trainlab.registry import did_you_mean
 from trainlab.tools.run_summary import RunSummary, find_runs, finite_number, load_run  # noqa: F401 (find_runs, load_run: compare's API)
@@ -34,22 +37,26 @@ from trainlab.tools.run_summary import RunSummary, find_runs, finite_number, loa
 IGNORED_FIELDS = ("name", "output_dir", "progress")  # differ between runs without changing the result
 SEED_FIELD = "seed"
 
-RUN, STATUS, SEEDS, EPOCHS = "run", "status", "seeds", "epochs completed"  # not "epochs", a config key
-VAL_ACC, TESTED, TEST_ACC, F1 = "best val acc (%)", "tested", "test acc (%)", "macro F1 (%)"
-BROKEN = "broken"  # the status shown for a run whose run.json or metrics.csv cannot be read
-TIME, SPEED = "train time (s)", "images/s"
+RUN, STATUS, SEEDS, TESTED = "run", "status", "seeds", "tested"
+EPOCHS = names.EPOCHS_COMPLETED  # not "epochs", a config key
+VAL_ACC, TEST_ACC, F1 = (f"{name} (%)" for name in (names.BEST_VAL_ACC, names.TEST_ACC, names.TEST_MACRO_F1))
+TIME, SPEED = names.TRAIN_SECONDS, names.SAMPLES_PER_S
+BROKEN = "broken"  # the status shown for a run whose run.json, metrics.csv or config.yaml cannot be read
 FORMATS = ["table", "markdown", "csv", "html"]
 
 # sort key -> (column, descending): higher accuracy and throughput first, shorter time first.
 SORT_KEYS = {
-    "val_acc": (VAL_ACC, True),
-    "test_acc": (TEST_ACC, True),
-    "f1": (F1, True),
-    "time": (TIME, False),
-    "images_per_s": (SPEED, True),
-    "epochs": (EPOCHS, True),
-    "name": (RUN, False),
+    names.BEST_VAL_ACC: (VAL_ACC, True),
+    names.TEST_ACC: (TEST_ACC, True),
+    names.TEST_MACRO_F1: (F1, True),
+    names.TRAIN_SECONDS: (TIME, False),
+    names.SAMPLES_PER_S: (SPEED, True),
+    names.EPOCHS_COMPLETED: (EPOCHS, True),
+    RUN: (RUN, False),
 }
+# the sort keys' earlier spellings, still taken
+SORT_ALIASES = {"val_acc": names.BEST_VAL_ACC, "f1": names.TEST_MACRO_F1, "time": names.TRAIN_SECONDS,
+                "images_per_s": names.SAMPLES_PER_S, "epochs": names.EPOCHS_COMPLETED, "name": RUN}  # fmt: skip
 _COLUMN_FORMATS: dict[str, Callable[[float], str]] = {
     VAL_ACC: "{:.2f}".format,
     TEST_ACC: "{:.2f}".format,
@@ -121,13 +128,15 @@ def _percent(fraction: float | None) -> float | None:
 
 
 def _sort(rows: list[dict[str, Any]], sort: str, fields: Sequence[str]) -> list[dict[str, Any]]:
+    sort = SORT_ALIASES.get(sort, sort)
     if sort in SORT_KEYS:
         column, descending = SORT_KEYS[sort]
     elif sort in fields:
         column, descending = sort, False
     else:
         choices = [*SORT_KEYS, *fields]
-        raise UsageError(f"cannot sort by '{sort}'{did_you_mean(sort, choices)}: choose one of {', '.join(choices)}")
+        suggestion = did_you_mean(sort, [*choices, *SORT_ALIASES])
+        raise UsageError(f"cannot sort by '{sort}'{suggestion}: choose one of {', '.join(choices)}")
 
     def key(row: dict[str, Any]) -> tuple:
         value = row.get(column)
@@ -143,12 +152,12 @@ def _sort(rows: list[dict[str, Any]], sort: str, fields: Sequence[str]) -> list[
     return sorted(rows, key=key)  # stable: ties keep their order (by run folder)
 
 
-def compare_table(runs: Sequence[RunSummary], sort: str = "val_acc") -> list[dict[str, Any]]:
-    """One row per run, sorted by `sort` (a key of SORT_KEYS, or one of the differing config fields).
+def compare_table(runs: Sequence[RunSummary], sort: str = names.BEST_VAL_ACC) -> list[dict[str, Any]]:
+    """One row per run, sorted by `sort` (a key of SORT_KEYS or SORT_ALIASES, or one of the differing config fields).
 
     Columns: run, status (only when some run did not finish; `broken` for a run with problems), each
-    differing config field, epochs completed, best val acc (%), tested (which checkpoint the test result
-    is of, when some run has one), test acc (%), macro F1 (%), train time (s), images/s.
+    differing config field, epochs_completed, best_val_acc (%), tested (which checkpoint the test result
+    is of, when some run has one), test_acc (%), test_macro_f1 (%), train_seconds, samples_per_s.
     Missing values are None.
     """
     fields = differing_fields(runs)
@@ -167,7 +176,7 @@ def compare_table(runs: Sequence[RunSummary], sort: str = "val_acc") -> list[dic
             TEST_ACC: _percent(run.test_acc),
             F1: _percent(run.test_macro_f1),
             TIME: run.train_seconds,
-            SPEED: run.images_per_s,
+            SPEED: run.samples_per_s,
         }
         rows.append(row)
     return _sort(rows, sort, fields)
@@ -196,14 +205,14 @@ def _mean_std(values: Iterable[float | None], of: int) -> MeanStd | None:
     return MeanStd(statistics.fmean(present), statistics.pstdev(present), len(present), of)
 
 
-def group_rows(runs: Sequence[RunSummary], sort: str = "val_acc") -> list[dict[str, Any]]:
+def group_rows(runs: Sequence[RunSummary], sort: str = names.BEST_VAL_ACC) -> list[dict[str, Any]]:
     """One row per seed group (see `seed_groups`); runs in no group are left out, so [] when
     no two finished runs differ only in seed.
 
     Columns: the config fields that differ between runs (other than seed), holding the group's
-    value; seeds ("n=3 seeds"); epochs completed (a number, or a MeanStd when the runs stopped at
-    different epochs); then best val acc (%), test acc (%), macro F1 (%), train time (s) and
-    images/s as MeanStd (mean ± population std over the group's runs that have a value).
+    value; seeds ("n=3 seeds"); epochs_completed (a number, or a MeanStd when the runs stopped at
+    different epochs); then best_val_acc (%), test_acc (%), test_macro_f1 (%), train_seconds and
+    samples_per_s as MeanStd (mean ± population std over the group's runs that have a value).
     Sorted by `sort` as `compare_table` is, on the means.
     """
     fields = [key for key in differing_fields(runs) if key != SEED_FIELD]
@@ -220,7 +229,7 @@ def group_rows(runs: Sequence[RunSummary], sort: str = "val_acc") -> list[dict[s
             TEST_ACC: _mean_std((_percent(r.test_acc) for r in group), n),
             F1: _mean_std((_percent(r.test_macro_f1) for r in group), n),
             TIME: _mean_std((r.train_seconds for r in group), n),
-            SPEED: _mean_std((r.images_per_s for r in group), n),
+            SPEED: _mean_std((r.samples_per_s for r in group), n),
         }
         rows.append(row)
     return _sort(rows, sort, fields)
@@ -329,8 +338,8 @@ def curves_figure(runs: Sequence[RunSummary]) -> Figure:
     for run in runs:
         epochs = [row.get("epoch") or i + 1 for i, row in enumerate(run.history)]
         marker = "o" if len(epochs) <= _MARKERS_UP_TO else None
-        acc = [_nan(_percent(row.get("val_acc"))) for row in run.history]
-        loss = [_nan(row.get("val_loss")) for row in run.history]
+        acc = [_nan(_percent(row.get(names.VAL_ACC))) for row in run.history]
+        loss = [_nan(row.get(names.VAL_LOSS)) for row in run.history]
         (line,) = acc_ax.plot(epochs, acc, marker=marker, markersize=3, label=run.name)
         loss_ax.plot(epochs, loss, marker=marker, markersize=3, color=line.get_color(), label=run.name)
     for ax, title in ((acc_ax, "validation accuracy (%)"), (loss_ax, "validation loss")):

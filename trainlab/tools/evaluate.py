@@ -4,7 +4,6 @@ touching what training recorded. Each evaluation gets its own folder and an entr
 from __future__ import annotations
 
 import contextlib
-import csv
 import datetime as dt
 import shutil
 from collections.abc import Iterator, Sequence
@@ -12,16 +11,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from trainlab.config import ExperimentConfig, load_config, parse_override
-from trainlab.data import DATASETS
-from trainlab.engine.checkpoint import load_checkpoint
-from trainlab.engine.device import resolve_placement
-from trainlab.engine.loop import Trainer
-from trainlab.engine.losses import LOSSES
+from trainlab.build import load_data
+from trainlab.data import DATASETS, prepare_test
+from trainlab.data.preprocess import PREPROCESS_JSON
 from trainlab.errors import ConfigError, DataError, UsageError
-from trainlab.evaluation.metrics import CONFUSION_CSV, TestResults
+from trainlab.evaluation.metrics import TestResults
 from trainlab.evaluation.report import write_html_report
-from trainlab.experiment import build_network, evaluate_test_set, load_data
-from trainlab.run_folder import RunFolder, read_record
+from trainlab.inference import Predictor
+from trainlab.run_folder import RunFolder
+from trainlab.run_records import read_evaluations, read_run_record
 
 EVALUATIONS = "evaluations"  # RUN/evaluations/<checkpoint>-<stamp>/: the test files of each `trainlab eval`
 
@@ -40,7 +38,8 @@ class Evaluation:
 
 
 def evaluate_run(run_dir: Path, checkpoint: str = "best", overrides: Sequence[str] = ()) -> Evaluation:
-    """`trainlab eval`: rebuild a run's data and model, load a checkpoint and test it again.
+    """`trainlab eval`: load a run's checkpoint (Predictor.from_run) and test it again on its data's test split,
+    prepared with the run's own preprocessing record (its normalisation, its vocabulary).
 
     The test files go to RUN/evaluations/<checkpoint>-<stamp>/ and a record is appended to run.json's
     `evaluations`; what training recorded (test_acc, the run's own test files) stays as it was.
@@ -50,34 +49,30 @@ def evaluate_run(run_dir: Path, checkpoint: str = "best", overrides: Sequence[st
     _check_data_overrides(overrides)
     _recorded_evaluations(folder)  # a corrupt run.json stops here, before the work: it could not take the record
     config, _ = load_config(str(folder.path / "config.yaml"), list(overrides))
-    state = load_checkpoint(folder.checkpoints / f"{checkpoint}.pt")
-    placement = resolve_placement(config.device, config.precision, config.channels_last)
+    preprocess = None
+    if not (folder.path / PREPROCESS_JSON).is_file():  # a run of a trainlab before preprocess.json: derived from its data
+        with _pointing_at_moved_data(folder, config, overrides):
+            preprocess = load_data(config).preprocess
+    predictor = Predictor.from_run(folder.path, checkpoint, device=config.device, finished_only=False, preprocess=preprocess)
     with _pointing_at_moved_data(folder, config, overrides):
-        data = load_data(config, placement)
-    _check_same_classes(folder, data.classes, data.source, overrides)
-    model = build_network(config, data, placement)
+        dataset = DATASETS.build(config.data.name, test_only=True, **config.data.args)
     try:
-        model.load_state_dict(state["model"])
-    except RuntimeError as e:
-        lines = [line.strip() for line in str(e).splitlines() if line.strip()]  # "Error(s) in loading ...", then the first
-        raise (UsageError if overrides else DataError)(
-            f"{folder.checkpoints / f'{checkpoint}.pt'} does not fit the model built for {data.source}"
-            f"{' with ' + ' '.join(overrides) if overrides else ''}: {(lines[1:] or lines or [type(e).__name__])[0][:300]}"
-        ) from None
-    loss_fn = LOSSES.build(config.loss.name, **config.loss.args)
-    trainer = Trainer(model, None, loss_fn, data.train, None, epochs=0, placement=placement)  # predicts only: no optimizer
+        test = prepare_test(dataset, predictor.preprocess, batch_size=config.data.eval_batch_size,
+                            device=predictor.placement.device, channels_last=predictor.placement.channels_last)  # fmt: skip
+    except DataError as e:
+        raise (UsageError if overrides else DataError)(f"{e}{' (with ' + ' '.join(overrides) + ')' if overrides else ''}") from None
 
     now = dt.datetime.now().astimezone()
     target = _new_evaluation_folder(folder, checkpoint, now.strftime("%Y%m%d-%H%M%S"))
     try:
-        results = evaluate_test_set(trainer, data, RunFolder(target))  # the test files, into the evaluation's folder
+        results = predictor.test(test, target)  # the test files, into the evaluation's folder
     except BaseException:
         shutil.rmtree(target, ignore_errors=True)  # no half-written evaluation left behind
         raise
     record = {
-        "checkpoint": checkpoint, "epoch": state["trainer"]["epoch"], "test_acc": results.accuracy,
-        "test_macro_f1": results.report_dict()["macro avg"]["f1-score"], "test_size": data.sizes["test"],
-        "data_source": data.source, "data_root": config.data.args.get("root"), "overrides": list(overrides),
+        "checkpoint": checkpoint, "epoch": predictor.epoch, "test_acc": results.accuracy,
+        "test_macro_f1": results.report_dict()["macro avg"]["f1-score"], "test_size": len(results.y_true),
+        "data_source": dataset.source, "data_root": config.data.args.get("root"), "overrides": list(overrides),
         "path": target.relative_to(folder.path).as_posix(), "time": now.isoformat(timespec="seconds"),
     }  # fmt: skip
     folder.update_run(evaluations=[*_recorded_evaluations(folder), record])
@@ -87,9 +82,7 @@ def evaluate_run(run_dir: Path, checkpoint: str = "best", overrides: Sequence[st
 
 def _recorded_evaluations(folder: RunFolder) -> list:
     """run.json's `evaluations` ([] without run.json); a DataError naming the file when run.json is corrupt."""
-    path = folder.path / "run.json"
-    earlier = read_record(path).get(EVALUATIONS, []) if path.exists() else []
-    return earlier if isinstance(earlier, list) else []
+    return read_evaluations(folder.path, missing_ok=True)
 
 
 def _check_data_overrides(overrides: Sequence[str]) -> None:
@@ -115,23 +108,9 @@ def _pointing_at_moved_data(folder: RunFolder, config: ExperimentConfig, overrid
         if not takes_root or any(text.split("=", 1)[0].strip() == "data.root" for text in overrides):
             raise
         raise type(e)(
-            f"{e}\n{folder.path} was trained on {folder.read_run().get('data_source') or config.data.name}; "
+            f"{e}\n{folder.path} was trained on {(read_run_record(folder.path, missing_ok=True) or {}).get('data_source') or config.data.name}; "
             f"if the data moved, give its new place: trainlab eval {folder.path} data.root=/new/place"
         ) from None
-
-
-def _check_same_classes(folder: RunFolder, classes: list[str], source: str, overrides: Sequence[str]) -> None:
-    """Data with other classes than the run was tested on would be scored against the wrong names."""
-    try:
-        with open(folder.path / CONFUSION_CSV, encoding="utf-8", newline="") as f:
-            tested = next(csv.reader(f), [])[1:]  # header: true\predicted, then every class
-    except (OSError, UnicodeDecodeError, csv.Error):
-        return  # the run never reached its test pass: nothing to compare with
-    if tested and tested != classes:
-        raise (UsageError if overrides else DataError)(
-            f"{source} has the classes {', '.join(classes)}, but {folder.path} was tested on "
-            f"{', '.join(tested)} (its {CONFUSION_CSV}): is it the run's data?"
-        )
 
 
 def _new_evaluation_folder(folder: RunFolder, checkpoint: str, stamp: str) -> Path:

@@ -4,21 +4,16 @@ model, FILE.py:NAME), built for its input; the table itself is trainlab.evaluati
 from __future__ import annotations
 
 import importlib.util
-import inspect
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from torch import Tensor, nn
 
 from trainlab.errors import UsageError
 from trainlab.evaluation.model_summary import ModelSummary, summarize
-from trainlab.models import MODELS
-from trainlab.models.registry import IMAGE_MODEL_INPUTS, reads_text
+from trainlab.models import MODELS, fits
 from trainlab.registry import did_you_mean
-
-if TYPE_CHECKING:
-    from trainlab.config import ExperimentConfig
 
 
 
@@ -63,20 +58,31 @@ def _one_image(shapes: list[tuple[int, ...]], name: str) -> tuple[int, int, int]
 
 def _image_model(name: str) -> None:
     """Builders from a name are given an image shape: refuse the others (text models take a vocabulary)."""
-    if not set(IMAGE_MODEL_INPUTS) <= set(inspect.signature(MODELS.get(name)).parameters):
+    if not fits(name, IMAGE_INPUTS):
         raise UsageError(
             f"'{name}' is not an image model: a text model is built from its data's vocabulary, so give a config "
             f"that names it (trainlab summary emotion/lstm_learned, or data.name=emotion model.name={name}); in Python, "
-            "trainlab.tools.summary.summarize(model, example) summarises any model on an example input"
+            "trainlab.evaluation.model_summary.summarize(model, example) summarises any model on an example input"
         )
 
 
+def _image_inputs(image_shape: tuple[int, ...], num_classes: int) -> dict[str, Any]:
+    channels, height, width = image_shape
+    return {"in_channels": channels, "image_size": (height, width), "num_classes": num_classes, "pretrained": False}
+
+
+IMAGE_INPUTS = tuple(_image_inputs((1, 1, 1), 1))
+
+
 def _configured_model(spec: str | None, overrides: list[str], shapes: list[tuple[int, ...]]) -> tuple[nn.Module, tuple | Tensor, str]:
-    """The model of a preset, config file or run folder, for its data's shape (or the one --input gives)."""
+    """The model of a preset, config file or run folder, for its data (or the image shape --input gives).
+
+    A run folder's model is built from its preprocess.json; a dataset of a fixed shape needs no reading;
+    any other dataset is read for what its model is built from (the shape of its images, its vocabulary)."""
+    from trainlab.build import build_model, load_data
     from trainlab.config import list_presets, load_config
-    from trainlab.data import dataset_shape
-    from trainlab.experiment import build_configured_model
-    from trainlab.run_folder import RunFolder
+    from trainlab.data import FIXED_SHAPES, load_preprocess
+    from trainlab.data.preprocess import PREPROCESS_JSON
 
     path = Path(spec or "")
     if spec is not None and not path.exists() and path.suffix not in (".yaml", ".yml") and spec not in list_presets():
@@ -86,33 +92,30 @@ def _configured_model(spec: str | None, overrides: list[str], shapes: list[tuple
             "presets: trainlab list presets"
         )
     config, source = load_config(spec, overrides)
-    if reads_text(config.model.name):
-        return _configured_text_model(config, shapes)
-    _image_model(config.model.name)
-    record = RunFolder(source.path.parent).read_run() if source.path is not None else {}
-    if record.get("data_shape") and record.get("num_classes"):  # a run folder knows its data's shape
-        image_shape, num_classes = tuple(record["data_shape"]), record["num_classes"]
+    name = config.model.name
+    if shapes and not fits(name, IMAGE_INPUTS):
+        raise UsageError(f"'{name}' reads token ids from its dataset: leave --input out")
+    run = source.path.parent if source.path is not None and source.path.name == "config.yaml" else None
+    example: tuple | Tensor
+    if run is not None and (run / PREPROCESS_JSON).is_file():
+        preprocess = load_preprocess(run)
+        inputs, example = {**preprocess.model_inputs(), "pretrained": False}, preprocess.example()
+    elif config.data.name in FIXED_SHAPES and fits(name, IMAGE_INPUTS):
+        image_shape, num_classes = FIXED_SHAPES[config.data.name]
+        inputs, example = _image_inputs(image_shape, num_classes), image_shape
     else:
-        image_shape, num_classes = dataset_shape(config.data.name, config.data.args)
+        data = load_data(config)
+        inputs, example = {**data.model_inputs(), "pretrained": False}, data.example()
     if shapes:
-        image_shape = _one_image(shapes, config.model.name)
-    return build_configured_model(config, image_shape, num_classes), image_shape, config.model.name
-
-
-def _configured_text_model(config: ExperimentConfig, shapes: list[tuple[int, ...]]) -> tuple[nn.Module, Tensor, str]:
-    """A text model is built from its data (the vocabulary, the vectors): read it, and show one training text."""
-    from trainlab.experiment import build_text_model, load_data
-
-    if shapes:
-        raise UsageError(f"'{config.model.name}' reads token ids from its dataset: leave --input out")
-    data = load_data(config)
-    return build_text_model(config, data), data.example(), config.model.name
+        example = _one_image(shapes, name)
+        inputs = _image_inputs(example, inputs["num_classes"])
+    return build_model(config, inputs), example, name
 
 
 def _registered_model(name: str, overrides: list[str], shapes: list[tuple[int, ...]]) -> tuple[nn.Module, tuple]:
     """A registered model for --input CxHxW; key=value are its arguments, and num_classes (default 10)."""
+    from trainlab.build import build_model
     from trainlab.config import ConfigSource, apply_overrides, parse_override, validate_config
-    from trainlab.experiment import build_configured_model
 
     if not shapes:
         raise UsageError(f"'{name}' is a model: give the shape of its input, e.g. trainlab summary {name} --input 3x32x32")
@@ -130,7 +133,7 @@ def _registered_model(name: str, overrides: list[str], shapes: list[tuple[int, .
     raw, origin = apply_overrides({"model": {"name": name}}, arguments)
     origin = {key: text.removeprefix("model.") for key, text in origin.items()}  # as the user wrote them
     config = validate_config(raw, ConfigSource(label=f"model {name}", run_name=name), origin)
-    return build_configured_model(config, image_shape, num_classes), image_shape
+    return build_model(config, _image_inputs(image_shape, num_classes)), image_shape
 
 
 def _python_model(spec: str, overrides: list[str], shapes: list[tuple[int, ...]]) -> tuple[nn.Module, str]:

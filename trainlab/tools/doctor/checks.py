@@ -3,7 +3,7 @@
 A check is a function of plain objects (a model, a loss function, an optimizer factory,
 batches, a placement) that returns a `Check`: pass, warn or fail, the measured evidence, one
 line of advice, and its figures. Checks never read a config and never write a file; the runner
-(`runner.py`) does both.
+(`runner.py`) does both. A check that trains takes the Trainer's own step (`engine/step.py`).
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 from torch import nn
 
 from trainlab.engine.checkpoint import rng_state, set_rng_state
-from trainlab.engine.device import Placement
 from trainlab.engine.seed import seed_everything
 from trainlab.errors import UsageError
 from trainlab.evaluation.plots import DPI
@@ -117,19 +116,6 @@ def seeded(seed: int) -> Iterator[None]:
         yield
     finally:
         set_rng_state(saved)
-
-
-def train_step(
-    model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: LossFn, inputs: torch.Tensor, targets: torch.Tensor,
-    placement: Placement,
-) -> torch.Tensor:  # fmt: skip
-    """One forward, backward and optimizer step as the Trainer takes it; the loss, detached, in float32."""
-    with placement.autocast():
-        loss = loss_fn(model(inputs), targets)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
-    return loss.detach().float()
 
 
 def take_batches(loader: Iterable[Batch], count: int) -> list[Batch]:

@@ -27,6 +27,7 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from trainlab.engine.device import Placement
+from trainlab.engine.step import training_step
 from trainlab.tools.doctor.checks import (
     FAIL, WARN, Batch, Check, LossFn, OptimizerFactory, Problem, fmt, fresh_copy, from_problems, log_scale, new_figure,
     non_finite_advice, seeded,
@@ -136,22 +137,27 @@ def _observed_step(
     """A training step that records each layer's gradient norm and update-to-weight ratio.
 
     A NaN or infinite loss or gradient stops it before the optimizer step: what was not finite, else None."""
-    with placement.autocast():
-        loss = loss_fn(model(inputs), targets)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    norms = {module: module.weight.grad.float().norm().item() if module.weight.grad is not None else 0.0
-             for module in layers}  # fmt: skip
-    not_finite = [layers[module].name for module, norm in norms.items() if not math.isfinite(norm)]
-    if not_finite or not torch.isfinite(loss):
-        return {"loss": loss.item(), "lr": optimizer.param_groups[0]["lr"], "non_finite_gradients": not_finite}
-    before = {module: module.weight.detach().float().clone() for module in layers}
-    for module, stats in layers.items():
-        stats.grad_norms.append(norms[module])
-    optimizer.step()
+    broken: dict[str, Any] = {}
+    before: dict[nn.Module, torch.Tensor] = {}
+
+    def look(loss: torch.Tensor) -> bool:
+        norms = {module: module.weight.grad.float().norm().item() if module.weight.grad is not None else 0.0
+                 for module in layers}  # fmt: skip
+        not_finite = [layers[module].name for module, norm in norms.items() if not math.isfinite(norm)]
+        if not_finite or not torch.isfinite(loss):
+            broken.update(loss=loss.item(), lr=optimizer.param_groups[0]["lr"], non_finite_gradients=not_finite)
+            return False
+        for module, stats in layers.items():
+            stats.grad_norms.append(norms[module])
+            before[module] = module.weight.detach().float().clone()
+        return True
+
+    if not training_step(model, optimizer, loss_fn, inputs, targets, placement, after_backward=look).stepped:
+        return broken
     for module, stats in layers.items():
         update = (module.weight.detach().float() - before[module]).norm()
         stats.update_ratios.append((update / before[module].norm().clamp_min(1e-12)).item())
+    return None
 
 
 def _judge(

@@ -33,9 +33,9 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from trainlab.engine.device import Placement
+from trainlab.engine.step import training_step
 from trainlab.tools.doctor.checks import (
     FAIL, PASS, WARN, Batch, Check, LossFn, base_lr, first_non_finite, fmt, new_figure, non_finite_advice, seeded,
-    train_step,
 )  # fmt: skip
 
 LR_START, LR_END = 1e-7, 10.0  # from surely too small to surely too large, for SGD and Adam alike
@@ -91,7 +91,7 @@ def find_lr(
                 lr = start * growth**step
                 for group in optimizer.param_groups:
                     group["lr"] = lr
-                loss = train_step(model, optimizer, loss_fn, inputs, targets, placement).item()
+                loss = training_step(model, optimizer, loss_fn, inputs, targets, placement).loss.item()
                 average = SMOOTHING * average + (1 - SMOOTHING) * loss
                 lrs.append(lr)
                 losses.append(loss)

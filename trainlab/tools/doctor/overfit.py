@@ -22,9 +22,10 @@ import torch
 from torch import nn
 
 from trainlab.engine.device import Placement
+from trainlab.engine.step import training_step
 from trainlab.tools.doctor.checks import (
     FAIL, PASS, WARN, Batch, Check, LossFn, OptimizerFactory, base_lr, fmt, fresh_copy, loss_curve_figure,
-    non_finite_advice, train_step, without_dropout,
+    non_finite_advice, without_dropout,
 )  # fmt: skip
 
 EXAMPLE_STEPS = 200  # most steps for one example; Adam at 1e-3 takes 6 (workshop CNN, CIFAR) to 65 (a 4-channel one, digits)
@@ -76,7 +77,7 @@ def check_overfit_batch(
     """Train on one fixed `batch` until its loss is a tenth of its start, for at most BATCH_STEPS steps."""
     model, optimizer = fresh_copy(model, make_optimizer)
     without_dropout(model)
-    first = train_step(model, optimizer, loss_fn, *batch, placement).item()
+    first = training_step(model, optimizer, loss_fn, *batch, placement).loss.item()
     target = BATCH_TARGET_FRACTION * first
     losses = [first]
     if math.isfinite(first):  # else the first step left NaN weights: nothing more to see
@@ -139,7 +140,7 @@ def _fit(
     """The loss of each step on the same batch, until it is below `stop_below` or not finite."""
     losses = []
     for _ in range(steps):
-        losses.append(train_step(model, optimizer, loss_fn, *batch, placement).item())
+        losses.append(training_step(model, optimizer, loss_fn, *batch, placement).loss.item())
         if losses[-1] < stop_below or not math.isfinite(losses[-1]):
             break
     return losses

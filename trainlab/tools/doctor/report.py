@@ -7,7 +7,6 @@ pages read alike.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from rich.text import Text
 
 from trainlab.config import ConfigSource, ExperimentConfig
 from trainlab.evaluation.report import package_template, png_data_uri, report_style
+from trainlab.run_records import read_classification_report, report_classes
 from trainlab.tools.doctor.checks import Check, worst
 from trainlab.utils.io import write_json, write_text
 from trainlab.utils.records import flatten
@@ -27,7 +27,6 @@ DOCTOR_JSON = "doctor.json"
 _TEMPLATE = "report.html.j2"
 _LIST_SHOWN = 10  # values of a list shown in the HTML evidence tables; doctor.json keeps them all
 STATUS_STYLES = {"pass": "green", "warn": "yellow", "fail": "bold red"}
-_NOT_CLASSES = ("accuracy", "micro avg", "macro avg", "weighted avg", "samples avg")
 SHORT_RUN_NOTE = ("These curves come from a short run that doctor made from the initial weights, not from the full "
                   "training: read them for divergence, noise and plateaus. They end too early to call a model "
                   "underfitting; `trainlab doctor <run folder>` reads the curves of a finished run.")  # fmt: skip
@@ -72,13 +71,12 @@ def print_table(console: Console, checks: list[Check]) -> None:
 
 
 def class_count(run_dir: Path) -> int | None:
-    """The number of classes a run was tested on, from its classification_report.json; None without one."""
-    path = run_dir / "classification_report.json"
-    try:
-        report = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    """The number of classes a run was tested on, from its classification_report.json; None when the run
+    stopped before its test pass. A corrupt report is a DataError naming it."""
+    report = read_classification_report(run_dir, missing_ok=True)
+    if report is None:
         return None
-    return sum(1 for name, scores in report.items() if name not in _NOT_CLASSES and isinstance(scores, dict)) or None
+    return len(report_classes(report)) or None
 
 
 def _evidence_rows(evidence: dict[str, Any]) -> list[tuple[str, str]]:

@@ -13,7 +13,6 @@ check's evidence (`pictures_not_drawn`); the report is written all the same.
 
 from __future__ import annotations
 
-import csv
 import functools
 import itertools
 import math
@@ -37,6 +36,7 @@ from trainlab.engine.optim import OPTIMIZERS, SCHEDULERS
 from trainlab.errors import ConfigNote, TrainlabError, UsageError
 from trainlab.evaluation.plots import save_figure
 from trainlab.run_folder import RunFolder
+from trainlab.run_records import CONFIG_YAML, METRICS_CSV, read_metrics, read_run_record
 from trainlab.tools.doctor import report
 from trainlab.tools.doctor.checks import (
     CHECK_NAMES, Batch, Check, LossFn, OptimizerFactory, base_lr, cycle_batches, fresh_copy, seeded, select_checks,
@@ -152,14 +152,15 @@ def run_doctor(
 def finished_run(source: ConfigSource) -> Path | None:
     """The run folder that `source` is the config.yaml of, when that run wrote a metrics.csv; else None."""
     path = source.path
-    if path is not None and path.name == "config.yaml" and (path.parent / "metrics.csv").is_file():
+    if path is not None and path.name == CONFIG_YAML and (path.parent / METRICS_CSV).is_file():
         return path.parent
     return None
 
 
 def build_subject(config: ExperimentConfig) -> Subject:
     """The config's data, model (initial weights), optimizer factory and loss, as `trainlab run` builds them."""
-    from trainlab.experiment import build_experiment, build_network  # the whole runner
+    from trainlab.build import build_model
+    from trainlab.experiment import build_experiment  # the whole runner
 
     experiment = build_experiment(config)
     data, placement = experiment.data, experiment.placement
@@ -168,7 +169,7 @@ def build_subject(config: ExperimentConfig) -> Subject:
     def build_trial(seed: int) -> Trial:
         """build_experiment's model, built again (the generators are seeded already); the data is kept:
         rebuilding it costs seconds, and the loader's own repeatability is checked apart."""
-        model = build_network(config, data, placement)
+        model = build_model(config, data.model_inputs(), placement)
         return Trial(model, make_optimizer(model.parameters()), experiment.loss_fn, take_batches(data.train, SEED_STEPS))
 
     def make_scheduler(optimizer: torch.optim.Optimizer, epochs: int, steps: int) -> Any:
@@ -263,10 +264,10 @@ def short_run_curves(subject: Subject) -> Check:
 
 
 def run_folder_curves(run_dir: Path, config: ExperimentConfig) -> Check:
-    """The curve diagnosis of a run folder's metrics.csv, with the run's class count, rate and batch size."""
-    with open(run_dir / "metrics.csv", encoding="utf-8", newline="") as f:
-        rows = list(csv.DictReader(f))
-    run = RunFolder(run_dir).read_run()
+    """The curve diagnosis of a run folder's metrics.csv, with the run's class count, rate and batch size.
+    A corrupt metrics.csv, run.json or classification report is a DataError naming it."""
+    rows = read_metrics(run_dir)
+    run = read_run_record(run_dir, missing_ok=True) or {}  # it adds the class count and the error of a failed run
     num_classes = run.get("num_classes") or report.class_count(run_dir)
     loss_fn = LOSSES.build(config.loss.name, **config.loss.args)
     failure = run.get("error") if run.get("status") == "failed" else None

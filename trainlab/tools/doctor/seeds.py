@@ -21,8 +21,9 @@ import torch
 from torch import nn
 
 from trainlab.engine.device import Placement
+from trainlab.engine.step import training_step
 from trainlab.tools.doctor.checks import (
-    FAIL, PASS, WARN, Batch, Check, LossFn, first_non_finite, fmt, non_finite_advice, seeded, train_step,
+    FAIL, PASS, WARN, Batch, Check, LossFn, first_non_finite, fmt, non_finite_advice, seeded,
 )  # fmt: skip
 
 SEED_STEPS = 3  # training steps per run: enough for init, dropout and the optimizer's state to show
@@ -95,7 +96,8 @@ def _losses(build: Callable[[int], Trial], seed: int, placement: Placement) -> t
     with seeded(seed):
         trial = build(seed)
         model = trial.model.train()
-        losses = [train_step(model, trial.optimizer, trial.loss_fn, x, y, placement) for x, y in trial.batches]
+        losses = [training_step(model, trial.optimizer, trial.loss_fn, x, y, placement).loss.detach().float()
+                  for x, y in trial.batches]
         return torch.stack(losses).cpu()
 
 

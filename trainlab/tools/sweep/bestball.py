@@ -22,6 +22,7 @@ import torch
 from optuna.trial import FrozenTrial, TrialState
 from rich.console import Console
 
+from trainlab.engine.monitor import Monitor
 from trainlab.engine.optim import OPTIMIZERS
 from trainlab.errors import ConfigError, TrainlabError, UsageError
 from trainlab.experiment import run_experiment
@@ -71,7 +72,7 @@ def run_bestball(sweep: Sweep, storage: optuna.storages.BaseStorage, run_workers
             trials = study.get_trials(deepcopy=False)
             if problems or any(t.state in (TrialState.WAITING, TrialState.RUNNING) for t in balls_of(trials, epoch)):
                 return problems
-        if winner(trials, epoch, sweep.direction) is None:
+        if winner(trials, epoch, sweep.monitor) is None:
             raise TrainlabError(f"no ball of epoch {epoch} completed: their errors are in {sweep.path / 'trials.csv'}")
     return []
 
@@ -80,11 +81,10 @@ def balls_of(trials: list[FrozenTrial], epoch: int) -> list[FrozenTrial]:
     return [t for t in trials if t.user_attrs.get("epoch") == epoch and not interrupted(t)]
 
 
-def winner(trials: list[FrozenTrial], epoch: int, direction: str) -> FrozenTrial | None:
+def winner(trials: list[FrozenTrial], epoch: int, monitor: Monitor) -> FrozenTrial | None:
     """The epoch's best completed ball; the lowest number wins a tie."""
     done = [t for t in balls_of(trials, epoch) if t.state == TrialState.COMPLETE]
-    sign = -1 if direction == "maximize" else 1
-    return min(done, key=lambda t: (sign * t.value, t.number), default=None)
+    return min(done, key=lambda t: (monitor.sort_key(t.value), t.number), default=None)
 
 
 def lineage(trials: list[FrozenTrial], ball: FrozenTrial | None) -> list[FrozenTrial]:
@@ -101,7 +101,7 @@ def lineage(trials: list[FrozenTrial], ball: FrozenTrial | None) -> list[FrozenT
 def queue_balls(sweep: Sweep, study: optuna.Study, epoch: int) -> None:
     """Queue the epoch's balls that no trial covers yet: the parent's settings times each factor."""
     trials = study.get_trials(deepcopy=False)
-    parent = winner(trials, epoch - 1, sweep.direction) if epoch > 1 else None
+    parent = winner(trials, epoch - 1, sweep.monitor) if epoch > 1 else None
     if parent is not None:
         start = parent.params
     else:
@@ -145,7 +145,7 @@ def plan_ball(sweep: Sweep, study: optuna.Study, trial: optuna.Trial) -> tuple[P
 def final_ball(sweep: Sweep, trials: list[FrozenTrial]) -> FrozenTrial | None:
     """The best ball of the last epoch that completed."""
     for epoch in range(sweep.config.epochs, 0, -1):
-        ball = winner(trials, epoch, sweep.direction)
+        ball = winner(trials, epoch, sweep.monitor)
         if ball is not None:
             return ball
     return None
@@ -168,7 +168,7 @@ def lineage_record(sweep: Sweep, trials: list[FrozenTrial]) -> dict[str, Any]:
 
     balls = [ball(t) for t in trials if "epoch" in t.user_attrs]
     return {
-        "metric": sweep.metric, "direction": sweep.direction, "factors": sweep.settings.factors,
+        "metric": sweep.metric, "direction": sweep.monitor.direction, "factors": sweep.settings.factors,
         "epochs": sweep.config.epochs, "final": ball(final) if final else None,
         "schedule": [b for b in balls if b["kept"]], "balls": balls,
     }  # fmt: skip
@@ -188,7 +188,7 @@ def replay(path: Path, console: Console, storage_url: str | None = None) -> tupl
     if final is None:
         raise UsageError(f"--replay: no ball of {path} has completed yet")
     schedule = [t.params for t in lineage(trials, final)]
-    recorder = ReportMetric(sweep.key)
+    recorder = ReportMetric(sweep.monitor)
     config = sweep.trial_config(schedule[0], "replay")
     callbacks = [recorder, EpochSettings(schedule), StopAfterEpoch(len(schedule))]
     folder = run_experiment(config, sweep.source, console=console, extra_callbacks=callbacks)

@@ -6,18 +6,19 @@ import optuna
 
 from trainlab.engine.callbacks import LRSchedule
 from trainlab.engine.loop import Callback, Trainer
+from trainlab.engine.monitor import Monitor
 
 
 class ReportMetric(Callback):
     """Records the sweep's metric every epoch; with a trial, reports it and stops the run when the pruner says so."""
 
-    def __init__(self, key: str, trial: optuna.Trial | None = None):
-        self.key, self.trial = key, trial  # key: a history column, "val_acc"
+    def __init__(self, monitor: Monitor, trial: optuna.Trial | None = None):
+        self.monitor, self.trial = monitor, trial
         self.values: list[float] = []
         self.pruned_at: int | None = None
 
     def on_epoch_end(self, trainer: Trainer) -> None:
-        value = trainer.history[-1][self.key]
+        value = trainer.history[-1][self.monitor.column]
         self.values.append(value)
         if self.trial is None:
             return

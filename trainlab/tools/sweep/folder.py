@@ -23,9 +23,10 @@ from typing import Any
 import yaml
 
 from trainlab.config import ConfigSource, ExperimentConfig, load_raw_config, validate_config
+from trainlab.engine.monitor import Monitor
 from trainlab.errors import ConfigError, UsageError
 from trainlab.run_folder import RunFolder
-from trainlab.sweep_config import SweepConfig, default_direction
+from trainlab.sweep_config import SweepConfig
 from trainlab.tools.sweep.space import SearchSpace, with_values
 from trainlab.utils.io import write_json, write_text
 
@@ -68,16 +69,13 @@ class Sweep:
         return self.settings.method
 
     @property
-    def metric(self) -> str:
+    def monitor(self) -> Monitor:
+        """The objective: the sweep's metric, else the config's monitor."""
         return self.settings.metric or self.config.monitor
 
     @property
-    def key(self) -> str:
-        return self.metric.replace("/", "_")  # the trainer's history column
-
-    @property
-    def direction(self) -> str:
-        return self.settings.direction or default_direction(self.metric)
+    def metric(self) -> str:
+        return self.monitor.name
 
     @property
     def budget(self) -> int:
@@ -145,6 +143,9 @@ class Sweep:
         grid = space.check_grid(base, where) if config.sweep.method == "grid" else None
         name = config.name or source.run_name
         sweep = cls(raw, source, config, space, grid, name, name, storage_url)
+        if config.sweep.direction not in (None, sweep.monitor.direction):  # no sweep.metric: the config's monitor is it
+            raise ConfigError(f"{where}: field 'sweep.direction': {sweep.metric} (the config's monitor) is "
+                              f"{sweep.monitor.direction}d, not {config.sweep.direction}d")  # fmt: skip
         if sweep.method == "bestball":
             check_bestball(sweep, where)
         return sweep

@@ -85,8 +85,7 @@ def best_trial(sweep: Sweep, trials: list[FrozenTrial]) -> FrozenTrial | None:
     if sweep.method == "bestball":
         return final_ball(sweep, trials)
     done = [t for t in trials if t.state == TrialState.COMPLETE]
-    sign = -1 if sweep.direction == "maximize" else 1
-    return min(done, key=lambda t: (sign * t.value, t.number), default=None)
+    return min(done, key=lambda t: (sweep.monitor.sort_key(t.value), t.number), default=None)
 
 
 def write_best_yaml(sweep: Sweep, best: FrozenTrial) -> Path:

@@ -71,13 +71,13 @@ def open_storage(sweep: Sweep) -> optuna.storages.BaseStorage:
 def _fingerprint(sweep: Sweep) -> dict:
     """What makes two sweeps the same search: machines joining one study must agree on it."""
     settings = sweep.settings.model_dump(mode="json", include={"method", "space"})
-    return json.loads(json.dumps(settings | {"metric": sweep.metric, "direction": sweep.direction}))
+    return json.loads(json.dumps(settings | {"metric": sweep.metric, "direction": sweep.monitor.direction}))
 
 
 def create_study(sweep: Sweep, storage: optuna.storages.BaseStorage) -> optuna.Study:
     """Create the sweep's study, or join it when a sweep on another machine made it (same name and search)."""
     try:
-        study = optuna.create_study(storage=storage, study_name=sweep.study_name, direction=sweep.direction)
+        study = optuna.create_study(storage=storage, study_name=sweep.study_name, direction=sweep.monitor.direction)
     except optuna.exceptions.DuplicatedStudyError:
         study = optuna.load_study(study_name=sweep.study_name, storage=storage)
         if study.user_attrs.get("sweep", _fingerprint(sweep)) != _fingerprint(sweep):
@@ -181,7 +181,7 @@ def run_trial(sweep: Sweep, study: optuna.Study, trial: optuna.Trial, console: C
     from trainlab.tools.sweep.outputs import trial_line, write_trials_csv
 
     name = sweep.trial_name(trial.number)
-    recorder = ReportMetric(sweep.key, trial)
+    recorder = ReportMetric(sweep.monitor, trial)
     started = time.perf_counter()
     try:
         values = sweep.space.suggest(trial)
@@ -201,15 +201,14 @@ def run_trial(sweep: Sweep, study: optuna.Study, trial: optuna.Trial, console: C
         frozen = study.tell(trial, state=TrialState.FAIL)
     else:
         trial.set_user_attr("run", sweep.relative(folder.path))
-        frozen = _tell_result(study, trial, recorder, is_ball="epoch" in trial.user_attrs, maximize=sweep.direction == "maximize")
+        frozen = _tell_result(study, trial, recorder, is_ball="epoch" in trial.user_attrs)
         if recorder.pruned_at is not None:
             folder.update_run(pruned_at_epoch=recorder.pruned_at)
     out.print(trial_line(sweep, frozen, time.perf_counter() - started), highlight=False, soft_wrap=True, markup=False)
     write_trials_csv(sweep, study.get_trials(deepcopy=False))
 
 
-def _tell_result(study: optuna.Study, trial: optuna.Trial, recorder: ReportMetric, *, is_ball: bool,
-                 maximize: bool) -> FrozenTrial:  # fmt: skip
+def _tell_result(study: optuna.Study, trial: optuna.Trial, recorder: ReportMetric, *, is_ball: bool) -> FrozenTrial:
     if recorder.pruned_at is not None:
         return study.tell(trial, state=TrialState.PRUNED)  # Optuna keeps the last reported value
     values = [v for v in recorder.values if np.isfinite(v)]
@@ -217,7 +216,7 @@ def _tell_result(study: optuna.Study, trial: optuna.Trial, recorder: ReportMetri
         trial.set_user_attr("error", "the metric was not a finite number")
         return study.tell(trial, state=TrialState.FAIL)
     # A ball is worth its one epoch; a trial its best epoch, the one checkpoints/best.pt keeps.
-    value = recorder.values[-1] if is_ball else (max(values) if maximize else min(values))
+    value = recorder.values[-1] if is_ball else recorder.monitor.best(values)
     return study.tell(trial, value)
 
 
@@ -289,7 +288,7 @@ def start_sweep(spec: str | None, overrides: list[str], options: list[str], *, w
     joined = f" (joined: {len(study.trials)} trials so far)" if study.trials and sweep.grid is None else ""
     console.print(
         f"sweep {sweep.path}: {sweep.method} over {', '.join(sweep.space.fields)}, {_budget(sweep)}, "
-        f"{sweep.metric} {sweep.direction}d{joined}", highlight=False, soft_wrap=True,
+        f"{sweep.metric} {sweep.monitor.direction}d{joined}", highlight=False, soft_wrap=True,
     )  # fmt: skip
     _run(sweep, storage, workers, console)
     return sweep.path

@@ -1,0 +1,60 @@
+"""The package's layout: the core (config, data, models, engine, runner, evaluation, inference) never imports a
+command from trainlab.tools, and no two modules import each other."""
+
+import ast
+from pathlib import Path
+
+import trainlab
+
+PACKAGE = Path(trainlab.__file__).parent
+
+
+def modules() -> dict[str, Path]:
+    found = {}
+    for path in PACKAGE.rglob("*.py"):
+        name = ".".join(("trainlab", *path.relative_to(PACKAGE).with_suffix("").parts)).removesuffix(".__init__")
+        found[name] = path
+    return found
+
+
+def imported(path: Path, known: dict[str, Path], module_level: bool) -> set[str]:
+    """The trainlab modules a file imports: at module level only, or anywhere (imports inside functions too)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    nodes = tree.body if module_level else list(ast.walk(tree))
+    names: set[str] = set()
+    for node in nodes:
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("trainlab"):
+            # `from trainlab.data import vision` imports the module trainlab.data.vision, not only the package
+            submodules = {f"{node.module}.{alias.name}" for alias in node.names} & set(known)
+            names |= submodules or {node.module}
+        elif isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names if alias.name.startswith("trainlab")}
+    return names & set(known)
+
+
+def test_the_core_imports_no_tool():
+    known = modules()
+    core = [name for name in known if not name.startswith(("trainlab.tools", "trainlab.cli"))]
+    offenders = {name: sorted(t for t in imported(known[name], known, module_level=False) if t.startswith("trainlab.tools"))
+                 for name in core}  # fmt: skip
+    assert {name: tools for name, tools in offenders.items() if tools} == {}
+
+
+def test_no_two_modules_import_each_other_at_module_level():
+    known = modules()
+    graph = {name: imported(path, known, module_level=True) - {name} for name, path in known.items()}
+    cycles = []
+
+    def visit(name: str, path: list[str]) -> None:
+        for target in graph[name]:
+            if target in path:
+                cycles.append(path[path.index(target) :] + [target])
+            elif target not in done:
+                visit(target, [*path, target])
+        done.add(name)
+
+    done: set[str] = set()
+    for name in sorted(graph):
+        if name not in done:
+            visit(name, [name])
+    assert cycles == []

@@ -1,0 +1,63 @@
+"""From a config to its parts: the prepared data and the model built for it.
+
+The runner, the doctor, `trainlab summary` and the Predictor build through here, so a model is made
+the same way for training and for loading from a run folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+from trainlab.config import ExperimentConfig
+from trainlab.data import DATASETS, PreparedData, prepare
+from trainlab.data.augment import build_augment
+from trainlab.engine.device import Placement, resolve_placement
+from trainlab.errors import ConfigError
+from trainlab.models import MODELS, fits, models_for
+from trainlab.models.init import initialize
+
+
+def load_data(config: ExperimentConfig, placement: Placement | None = None) -> PreparedData:
+    """The config's dataset, split, normalised and batched on the placement's device."""
+    placement = placement or resolve_placement(config.device, config.precision, config.channels_last)
+    dataset = DATASETS.build(config.data.name, **config.data.args)
+    split_seed = config.seed if config.data.split_seed is None else config.data.split_seed
+    return prepare(
+        dataset, batch_size=config.data.batch_size, eval_batch_size=config.data.eval_batch_size,
+        val_size=config.data.val_size, split_seed=split_seed, seed=config.seed, device=placement.device,
+        channels_last=placement.channels_last, augment=build_augment(**config.augment), name=config.data.name,
+    )  # fmt: skip
+
+
+def build_model(config: ExperimentConfig, inputs: Mapping[str, Any], placement: Placement | None = None) -> nn.Module:
+    """The config's model, given exactly the injected `inputs` its builder names (PreparedData.model_inputs, or a
+    run's Preprocess.model_inputs), initialised from the global generators as config.init says, and placed."""
+    name = config.model.name
+    if not fits(name, inputs):
+        missing = ", ".join(sorted(set(MODELS.injected(name)) - set(inputs)))
+        fitting = ", ".join(models_for(inputs)) or "none"
+        raise ConfigError(
+            f"model '{name}' is built from {missing}, which dataset '{config.data.name}' does not give; "
+            f"models for this data: {fitting}"
+        )
+    with as_config_error("model", name):
+        model = MODELS.build(name, **{key: inputs[key] for key in MODELS.injected(name)}, **config.model.args)
+    model = initialize(model, config.init)
+    if placement is not None:
+        memory_format = torch.channels_last if placement.channels_last else torch.preserve_format
+        model = model.to(placement.device, memory_format=memory_format)
+    return model
+
+
+@contextlib.contextmanager
+def as_config_error(section: str, name: str) -> Iterator[None]:
+    """A builder's ValueError is a mistake in its config section: exit 2, naming the section."""
+    try:
+        yield
+    except ValueError as e:
+        raise ConfigError(f"{section} '{name}': {e}") from None
