@@ -133,6 +133,19 @@ def test_predict_on_the_command_line_reads_files_folders_texts_and_standard_inpu
     assert [line.split("  ")[0] for line in piped.stdout.splitlines()] == ["i am so angry", "scared now"]
 
 
+def test_a_read_only_run_folder_predicts_and_a_read_only_output_folder_is_refused_first(tmp_path, read_only_dir):
+    root = make_image_folder(tmp_path / "data" / "pets")
+    run = train(*TINY, "data.name=image_folder", "data.root=pets", "data.val_size=2")
+    shared = shutil.copytree(run, tmp_path / "shared" / run.name)
+    read_only_dir(shared)
+    image = str(root / "test" / "cat" / "0.png")
+    result = trainlab("predict", str(shared), image)
+    assert result.returncode == 0 and result.stdout.split()[0].endswith("/test/cat/0.png"), result.stderr
+    read_only_dir(tmp_path / "locked")
+    assert_user_error(trainlab("predict", str(shared), image, "-o", str(tmp_path / "locked" / "p.csv")), 2,
+                      "locked cannot be written to")  # fmt: skip
+
+
 def test_bad_inputs_and_runs_without_a_model_exit_2_with_a_clear_message(tmp_path):
     root = make_image_folder(tmp_path / "data" / "pets")
     run = train(*TINY, "data.name=image_folder", "data.root=pets", "data.val_size=2")

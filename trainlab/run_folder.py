@@ -20,7 +20,6 @@ import torch
 from trainlab.engine.loop import Callback, Trainer
 from trainlab.errors import TrainlabError, UsageError
 from trainlab.run_records import RUN_JSON, read_run_record
-from trainlab.run_records import read_json as read_record  # noqa: F401 (trainlab eval's import, until it reads run_records)
 from trainlab.utils.io import remove_stale_temporaries, write_json, write_text
 from trainlab.utils.processes import pid_alive
 
@@ -66,9 +65,9 @@ class RunFolder:
     def checkpoints(self) -> Path:
         return self.path / "checkpoints"
 
-    def read_run(self, *, missing_ok: bool = True) -> dict[str, Any]:
-        """run.json; {} when there is none yet (a folder being set up, a config file outside a run folder).
-        A corrupt run.json is a DataError naming it (see run_records)."""
+    def read_run(self, *, missing_ok: bool = False) -> dict[str, Any]:
+        """run.json; with `missing_ok`, {} when there is none yet (a folder being set up). A missing (without
+        `missing_ok`) or corrupt run.json is a DataError naming it (see run_records)."""
         return read_run_record(self.path, missing_ok=missing_ok) or {}
 
     def update_run(self, **fields: Any) -> dict[str, Any]:
@@ -101,7 +100,7 @@ class RunFolder:
         except OSError as e:
             if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
                 raise
-            owner = self.read_run()
+            owner = self.read_run(missing_ok=True)
             raise UsageError(
                 f"{self.path} is being trained by process {owner.get('pid', '?')} on {owner.get('host', '?')} "
                 "(started {started}); wait for it, or stop it first (Ctrl-C or kill {pid})".format(
@@ -113,7 +112,7 @@ class RunFolder:
 
     def status(self) -> tuple[str, str]:
         """The run's status and why: run.json's, except `died` for a run whose process is gone."""
-        return run_status(self.read_run())
+        return run_status(self.read_run(missing_ok=True))
 
 
 def _overwrite_in_place(path: Path, record: dict[str, Any]) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +55,8 @@ def check_output(path: Path) -> None:
         raise UsageError(f"--output {path}: expected a .csv or .json file")
     if not path.parent.is_dir():
         raise UsageError(f"--output {path}: the folder {path.parent} does not exist")
+    if not os.access(path.parent, os.W_OK):
+        raise UsageError(f"--output {path}: the folder {path.parent} cannot be written to")
 
 
 def write_predictions(predictions: Sequence[Prediction], path: Path) -> None:
