@@ -4,7 +4,9 @@
 
 Each (preset, seed) is one full `trainlab run` in a fresh process, as a user runs it; the
 image caches are built first, so wall time is training + testing + the run folder.
-Figures go to benchmarks/results/preset-<preset>.json, one file per preset.
+Figures go to benchmarks/results/preset-<preset>.json, one file per preset (preset-<preset>-<label>.json
+with --label, for a variant: --set model.pooling=cls --label cls); the run folders stay in a temporary folder
+whose path the file records.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from trainlab.config import load_config
 from trainlab.data import DATASETS
 
 
-def run_preset(preset: str, seeds: list[int], overrides: list[str]) -> dict:
+def run_preset(preset: str, seeds: list[int], overrides: list[str], label: str | None = None) -> dict:
     config, _ = load_config(preset, overrides)
     DATASETS.build(config.data.name, **config.data.args)  # decode and cache outside the timed runs
     out = Path(tempfile.mkdtemp())
@@ -44,7 +46,8 @@ def run_preset(preset: str, seeds: list[int], overrides: list[str]) -> dict:
                "test_acc_std": statistics.pstdev(accs), "test_macro_f1_mean": statistics.mean(f1s),
                "test_macro_f1_std": statistics.pstdev(f1s), "wall_s_mean": statistics.mean(r["wall s"] for r in rows),
                "wall_s_max": max(r["wall s"] for r in rows), "rows": rows}
-    save(f"preset-{preset.replace('/', '-')}", summary)
+    summary["run_folders"] = str(out)
+    save(f"preset-{preset.replace('/', '-')}{'-' + label if label else ''}", summary)
     return summary
 
 
@@ -53,8 +56,9 @@ def main() -> None:
     parser.add_argument("presets", nargs="*", default=["workshop/task1"])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--set", dest="overrides", nargs="*", default=[], help="key=value overrides for every preset")
+    parser.add_argument("--label", help="added to the result file's name: preset-<preset>-<label>.json")
     args = parser.parse_args()
-    summaries = [run_preset(preset, args.seeds, args.overrides) for preset in args.presets]
+    summaries = [run_preset(preset, args.seeds, args.overrides, args.label) for preset in args.presets]
     print(table([row for s in summaries for row in s["rows"]]))
     for s in summaries:
         print(f"{s['preset']}: test accuracy {100 * s['test_acc_mean']:.2f} ± {100 * s['test_acc_std']:.2f} %, macro F1 "

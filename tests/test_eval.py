@@ -15,7 +15,7 @@ from trainlab.experiment import run_experiment
 from trainlab.tools.evaluate import evaluate_run
 
 TEST_FILES = ("predictions.csv", "confusion_matrix.csv", "confusion_matrix_normalized.csv", "confusion_matrix.png",
-              "classification_report.txt", "classification_report.json")  # fmt: skip
+              "classification_report.txt", "classification_report.json", "mistakes.json", "mistakes.png")  # fmt: skip
 
 
 def run(*overrides):

@@ -33,7 +33,7 @@ def test_run_folder_holds_every_file_and_each_parses():
     assert record["status"] == "finished" and record["epochs_completed"] == 2 and 0 <= record["test_acc"] <= 1
     rows = list(csv.DictReader((folder / "metrics.csv").open()))
     assert [r["epoch"] for r in rows] == ["1", "2"]
-    assert list(rows[0]) == ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds", "samples_per_s", "threads"]
+    assert list(rows[0]) == ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_macro_f1", "lr", "seconds", "samples_per_s", "threads"]
     for name in ("curves.png", "confusion_matrix.png", "samples.png"):
         assert Image.open(folder / name).size[0] > 300
     confusion = list(csv.reader((folder / "confusion_matrix.csv").open()))

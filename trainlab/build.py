@@ -17,20 +17,24 @@ from trainlab.config import ExperimentConfig
 from trainlab.data import DATASETS, PreparedData, prepare
 from trainlab.data.augment import build_augment
 from trainlab.engine.device import Placement, resolve_placement
+from trainlab.engine.optim import OPTIMIZERS, parameter_groups, scale_learning_rates
 from trainlab.errors import ConfigError
-from trainlab.models import MODELS, fits, models_for
+from trainlab.models import MODELS, fits, model_tokenizer, models_for
 from trainlab.models.init import initialize
 
 
 def load_data(config: ExperimentConfig, placement: Placement | None = None) -> PreparedData:
-    """The config's dataset, split, normalised and batched on the placement's device."""
+    """The config's dataset, split, normalised and batched on the placement's device; tokenized by the model's
+    tokenizer when the model brings one (a pretrained transformer)."""
     placement = placement or resolve_placement(config.device, config.precision, config.channels_last)
+    tokenizer = model_tokenizer(config.model.name, config.model.args)  # a pretrained model's own word pieces
     dataset = DATASETS.build(config.data.name, **config.data.args)
     split_seed = config.seed if config.data.split_seed is None else config.data.split_seed
     return prepare(
         dataset, batch_size=config.data.batch_size, eval_batch_size=config.data.eval_batch_size,
         val_size=config.data.val_size, split_seed=split_seed, seed=config.seed, device=placement.device,
         channels_last=placement.channels_last, augment=build_augment(**config.augment), name=config.data.name,
+        tokenizer=tokenizer,
     )  # fmt: skip
 
 
@@ -52,6 +56,17 @@ def build_model(config: ExperimentConfig, inputs: Mapping[str, Any], placement: 
         memory_format = torch.channels_last if placement.channels_last else torch.preserve_format
         model = model.to(placement.device, memory_format=memory_format)
     return model
+
+
+def build_optimizer(config: ExperimentConfig, model: nn.Module) -> torch.optim.Optimizer:
+    """The config's optimizer over the model's trainable parameters, grouped as optimizer.no_decay and
+    optimizer.layer_decay say (one group of all parameters when neither is set)."""
+    settings = config.optimizer
+    with as_config_error("optimizer", settings.name):
+        if not settings.no_decay and settings.layer_decay == 1.0:
+            return OPTIMIZERS.build(settings.name, model.parameters(), **settings.args)
+        groups = parameter_groups(model, no_decay=settings.no_decay, layer_decay=settings.layer_decay)
+        return scale_learning_rates(OPTIMIZERS.build(settings.name, groups, **settings.args))
 
 
 @contextlib.contextmanager

@@ -280,7 +280,7 @@ def evaluate(
     evaluation = evaluate_run(run_dir, checkpoint, overrides or [])
     record = evaluation.record
     console.print(evaluation.results.report_text(), highlight=False, soft_wrap=True, markup=False)
-    console.print(f"test accuracy {record['test_acc']:.4f}, macro F1 {record['test_macro_f1']:.4f} ({checkpoint} checkpoint, "
+    console.print(f"test accuracy {record['test_acc']:.4f}, test macro F1 {record['test_macro_f1']:.4f} ({checkpoint} checkpoint, "
                   f"epoch {record['epoch']}) on {record['data_source']}", highlight=False, soft_wrap=True, markup=False)  # fmt: skip
     console.print(f"results: {evaluation.path} (the run's own test result in run.json is unchanged)",
                   highlight=False, soft_wrap=True, markup=False)  # fmt: skip
@@ -318,6 +318,49 @@ def predict(
     if output is not None:
         write_predictions(predictions, output)
         console.print(f"predictions: {output}", highlight=False, soft_wrap=True, markup=False)
+
+
+@app.command(cls=Command, epilog="""Examples:
+  trainlab explain runs/minilm-20261201-101500
+  trainlab explain runs/minilm-20261201-101500 --method rollout --top 20
+  trainlab explain runs/lstm_glove-20261201-101500              # gradient x input
+  trainlab explain runs/transformer-20261201-101500 --sentence 7  # attention maps of test sentence 7
+
+Methods: cls, rollout, gradient (attention models), grad_input, ig (models with a token embedding).
+Writes RUN/explain/: tokens.csv, tokens.md, bars-<class>.png, attention-<N>.png, explain.json, explain.html.""")
+def explain(
+    run_dir: Annotated[Path, typer.Argument(metavar="RUN_FOLDER", help="a finished run of a text model")],
+    overrides: Annotated[Optional[list[str]], typer.Argument(metavar="[data.KEY=VALUE]...", help="data.* overrides, e.g. data.root=/new/place", show_default=False)] = None,
+    method: Annotated[Optional[str], typer.Option(metavar="METHOD", help="cls, rollout, gradient, grad_input or ig; default: cls for attention models, else grad_input", show_default=False)] = None,
+    top: Annotated[int, typer.Option(metavar="N", min=1, help="tokens ranked per class")] = 10,
+    min_count: Annotated[int, typer.Option(metavar="N", min=1, help="occurrences a token needs in a class's correct sentences to be ranked")] = 3,
+    stopwords: Annotated[bool, typer.Option("--stopwords/--no-stopwords", help="rank stopwords too (punctuation and special tokens never are)")] = False,
+    samples: Annotated[int, typer.Option(metavar="N", min=1, help="correctly predicted sentences each method's faithfulness is measured on")] = 300,
+    k: Annotated[int, typer.Option("-k", metavar="K", min=1, help="words deleted per sentence in the faithfulness check")] = 3,
+    sentence: Annotated[Optional[int], typer.Option(metavar="N", min=0, help="the test sentence whose attention maps are drawn", show_default=False)] = None,
+    checkpoint: Annotated[str, typer.Option(metavar="best|last", help="the checkpoint to explain")] = "best",
+) -> None:
+    """Find the words a text model attends to most, per class, on its test set (Task 6).
+
+    Scores every test sentence's words by one method, ranks each class's words over its correctly
+    predicted sentences (mean score x lift over the other classes), checks each method's faithfulness by
+    deleting its top words against random ones, and writes a page of coloured sentences."""
+    from trainlab.tools.explain import METHODS_HELP, explain_run
+
+    if method is not None and method not in METHODS_HELP:
+        raise UsageError(f"--method {method!r}: expected one of {', '.join(METHODS_HELP)}")
+    result = explain_run(run_dir, method=method, checkpoint=checkpoint, top=top, min_count=min_count, stopwords=stopwords,
+                         samples=samples, k=k, sentence=sentence, overrides=overrides or [],
+                         say=lambda line: console.print(line, highlight=False, soft_wrap=True, markup=False))  # fmt: skip
+    for row in result.faithfulness:
+        console.print(f"faithfulness of {row['method']}: deleting the top {row['k']} words lowers p(predicted) by "
+                      f"{row['top_drop']:.3f}, {row['k']} random words by {row['random_drop']:.3f} ({row['count']} test sentences)",
+                      highlight=False, soft_wrap=True, markup=False)  # fmt: skip
+    from trainlab.explain.ranking import ranks_by_class
+
+    for name, rows in ranks_by_class(result.ranks, [*dict.fromkeys(r.class_name for r in result.ranks)]).items():
+        console.print(f"{name:<10} {', '.join(r.token for r in rows[:8])}", highlight=False, soft_wrap=True, markup=False)
+    console.print(f"page: {result.folder / 'explain.html'}", highlight=False, soft_wrap=True, markup=False)
 
 
 @app.command("list", cls=Command, epilog="""Examples:

@@ -76,6 +76,13 @@ class ModelConfig(BuilderSection):
 
 class OptimizerConfig(BuilderSection):
     name: str = Field("adam", description="registered optimizer (`trainlab list optimizers`)")
+    no_decay: list[Literal["bias", "norm"]] = Field(
+        default_factory=list, description="parameters without weight decay: bias (every bias), norm (LayerNorm/BatchNorm weights)"
+    )
+    layer_decay: float = Field(
+        1.0, gt=0, le=1, description="layer-wise learning-rate decay: each layer below the top learns at this times the rate "
+        "of the layer above (pretrained transformers; 1 = off)"
+    )
 
 
 class SchedulerConfig(BuilderSection):
@@ -95,7 +102,7 @@ class RegularizationConfig(Section):
 
 class EarlyStoppingConfig(Section):
     enabled: bool = Field(False, description="stop when `monitor` stops improving")
-    monitor: MonitorField = Field("val/loss", validate_default=True, description="val/loss or val/acc")
+    monitor: MonitorField = Field("val/loss", validate_default=True, description="val/loss, val/acc or val/macro_f1")
     patience: int = Field(5, ge=1, description="epochs without improvement before stopping")
     min_delta: float = Field(0.0, ge=0, description="smallest change that counts as an improvement")
     restore_best_weights: bool = Field(True, description="end with the weights of the best epoch")
@@ -113,7 +120,7 @@ class ExperimentConfig(Section):
         "auto", description="channels-last memory format for images; auto: on wherever it is faster (bf16 CPU, GPU)"
     )
     monitor: MonitorField = Field(
-        "val/acc", validate_default=True, description="metric that picks checkpoints/best.pt: val/acc or val/loss"
+        "val/acc", validate_default=True, description="metric that picks checkpoints/best.pt: val/acc, val/loss or val/macro_f1"
     )
     test_checkpoint: Literal["best", "last"] = Field("best", description="weights evaluated on the test set")
     output_dir: str = Field("runs", description="folder that receives run folders")

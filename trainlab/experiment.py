@@ -18,7 +18,7 @@ from rich.console import Console
 from torch import nn
 
 from trainlab.config import ConfigSource, ExperimentConfig
-from trainlab.build import as_config_error, build_model, load_data
+from trainlab.build import as_config_error, build_model, build_optimizer, load_data
 from trainlab.data import PreparedData
 from trainlab.engine.callbacks import (
     Checkpointer,
@@ -36,7 +36,7 @@ from trainlab.engine.seed import seed_everything
 from trainlab.engine.threads import CPUThreads
 from trainlab.engine.regularization import EarlyStopping, GradientClipping, PenaltyTerms
 from trainlab.engine.losses import LOSSES
-from trainlab.engine.optim import OPTIMIZERS, SCHEDULERS
+from trainlab.engine.optim import SCHEDULERS
 from trainlab.errors import UsageError
 from trainlab.evaluation.metrics import CONFUSION_PNG
 from trainlab.evaluation.plots import curves_figure, save_figure
@@ -64,8 +64,7 @@ def build_experiment(config: ExperimentConfig) -> Experiment:
     data = load_data(config, placement)
     seed_everything(config.seed)  # the initial weights depend on the seed alone, not on the data code
     model = build_model(config, data.model_inputs(), placement)
-    with as_config_error("optimizer", config.optimizer.name):
-        optimizer = OPTIMIZERS.build(config.optimizer.name, model.parameters(), **config.optimizer.args)
+    optimizer = build_optimizer(config, model)
     with as_config_error("scheduler", config.scheduler.name):
         scheduler = SCHEDULERS.build(
             config.scheduler.name, optimizer, epochs=config.epochs, steps_per_epoch=len(data.train), **config.scheduler.args
@@ -202,7 +201,7 @@ def _train_in_folder(
             threads=threads.summary(),
         )  # fmt: skip
         console.print(
-            f"test accuracy {results.accuracy:.4f}, macro F1 {report['macro avg']['f1-score']:.4f} "
+            f"test accuracy {results.accuracy:.4f}, test macro F1 {report['macro avg']['f1-score']:.4f} "
             f"({config.test_checkpoint} checkpoint, epoch {tested_epoch})",
             highlight=False, soft_wrap=True,
         )

@@ -22,6 +22,7 @@ from trainlab.engine.checkpoint import load_checkpoint
 from trainlab.engine.device import Placement, resolve_placement
 from trainlab.errors import DataError, UsageError
 from trainlab.evaluation.metrics import TestResults, write_test_results
+from trainlab.evaluation.mistakes import write_mistakes
 from trainlab.run_folder import RunFolder, run_status
 from trainlab.run_records import read_run_record
 
@@ -60,7 +61,7 @@ class Predictor:
         state = load_checkpoint(path)
         placement = resolve_placement(device, config.precision, config.channels_last)
         with torch.random.fork_rng(devices=[]):  # initial weights, overwritten below: leave the caller's generators alone
-            model = build_model(config, {**preprocess.model_inputs(), "pretrained": False}, placement)
+            model = build_model(config, {**preprocess.model_inputs(), "load_pretrained": False}, placement)
         try:
             model.load_state_dict(state["model"])
         except RuntimeError as e:
@@ -107,11 +108,12 @@ class Predictor:
         return probabilities, labels
 
     def test(self, loader: Loader, folder: Path) -> TestResults:
-        """Score the test split and write the test files (predictions, confusion matrices, report) into `folder`."""
+        """Score the test split and write the test files (predictions, confusion matrices, report, mistakes) into `folder`."""
         probabilities, labels = self.predict_loader(loader)
         confidence, predicted = probabilities.max(1)
         results = TestResults(labels.numpy(), predicted.numpy(), confidence.numpy(), self.classes)
         write_test_results(folder, results)
+        write_mistakes(folder, probabilities.numpy(), labels.numpy(), self.classes, loader)
         return results
 
 

@@ -24,9 +24,13 @@ METRICS_CSV = "metrics.csv"
 CONFIG_YAML = "config.yaml"
 REPORT_JSON = "classification_report.json"  # as trainlab.evaluation.metrics writes them
 CONFUSION_CSV = "confusion_matrix.csv"
+MISTAKES_JSON, MISTAKES_PNG = "mistakes.json", "mistakes.png"  # as trainlab.evaluation.mistakes writes them
 CONFUSION_CORNER = "true\\predicted"  # the confusion matrix's first header cell; the classes follow it
 NOT_CLASSES = ("accuracy", "micro avg", "macro avg", "weighted avg", "samples avg")  # a classification report's totals
 _REPORT_SCORES = ("precision", "recall", "f1-score", "support")
+_PAIR_KEYS = {"true_name": "text", "predicted_name": "text", "count": "an integer", "share": "a number"}  # mistakes.json
+_EXAMPLE_KEYS = {"index": "an integer", "true_name": "text", "predicted_name": "text", "p_predicted": "a number",
+                 "p_true": "a number", "loss": "a number"}  # fmt: skip
 
 Number = int | float
 
@@ -173,6 +177,32 @@ def read_tested_classes(run_dir: Path, *, missing_ok: bool = False) -> list[str]
     if not header or header[0] != CONFUSION_CORNER:
         raise DataError(f"{path}, line 1: expected a header starting with {CONFUSION_CORNER!r}, got {header[:1]}")
     return header[1:]
+
+
+def read_mistakes(run_dir: Path, *, missing_ok: bool = False) -> dict[str, Any] | None:
+    """mistakes.json: `pairs`, the most confused (true, predicted) classes with their count and share of the true
+    class; `examples`, the test examples with the highest loss, with `text` for a text run."""
+    path = Path(run_dir) / MISTAKES_JSON
+    record = read_json(path, missing_ok=missing_ok)
+    if record is None:
+        return None
+    for table, keys in (("pairs", _PAIR_KEYS), ("examples", _EXAMPLE_KEYS)):
+        rows = record.get(table)
+        if not isinstance(rows, list):
+            raise DataError(f"{path}: `{table}` is {rows!r:.60}, expected a list")
+        for i, row in enumerate(rows):
+            if not isinstance(row, dict):
+                raise DataError(f"{path}: {table}[{i}] is {row!r:.60}, expected an object")
+            for key, kind in [*keys.items(), *([("text", "text")] if "text" in row else [])]:
+                if not _is_kind(row.get(key), kind):
+                    raise DataError(f"{path}: {table}[{i}].{key} is {row.get(key)!r:.60}, expected {kind}")
+    return record
+
+
+def _is_kind(value: Any, kind: str) -> bool:
+    if kind == "text":
+        return isinstance(value, str)
+    return _is_number(value) and (kind == "a number" or isinstance(value, int))
 
 
 def _is_number(value: Any) -> bool:

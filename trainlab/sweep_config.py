@@ -87,7 +87,7 @@ class SweepConfig(BaseModel):
         "tpe", description="grid: every combination once; random; tpe and gp: Bayesian (Optuna's samplers); "
         "bestball: every epoch, the best settings so far times each factor"
     )  # fmt: skip
-    metric: MonitorField | None = Field(None, description="objective, val/acc or val/loss; default: the config's monitor")
+    metric: MonitorField | None = Field(None, description="objective, val/acc, val/loss or val/macro_f1; default: the config's monitor")
     direction: Literal["maximize", "minimize"] | None = Field(None, description="default: maximize accuracy, minimize loss")
     trials: int | None = Field(None, gt=0, description="trials to run; default: every combination for grid, 20 otherwise")
     timeout: float | None = Field(None, gt=0, description="seconds from the start after which no new trial starts")

@@ -80,3 +80,15 @@ def test_non_finite_loss_stops_the_run_naming_step_lr_and_gradient_norm():
     with pytest.raises(NonFiniteLossError, match=r"nan at step 1 \(epoch 1\); learning rate 0.05, gradient norm nan"):
         trainer.fit()
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters())), "the bad step must not be applied"
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_macro_f1_is_sklearns_over_all_classes(seed):
+    from sklearn.metrics import f1_score
+
+    from trainlab.engine.loop import macro_f1
+
+    g = torch.Generator().manual_seed(seed)
+    targets, predicted = torch.randint(0, 4, (50,), generator=g), torch.randint(0, 5, (50,), generator=g)
+    expected = f1_score(targets, predicted, average="macro", labels=list(range(6)), zero_division=0)
+    assert macro_f1(predicted, targets, 6) == pytest.approx(expected)

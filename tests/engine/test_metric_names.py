@@ -25,7 +25,7 @@ def test_tensorboard_tags_are_the_metrics_csv_names_behind_their_x_axis(tmp_path
     events = EventAccumulator(str(tmp_path / "tb")).Reload()
     assert set(events.Tags()["scalars"]) == {
         "step/train_loss", "step/train_acc", "step/lr",
-        "epoch/train_loss", "epoch/train_acc", "epoch/val_loss", "epoch/val_acc", "epoch/lr", "epoch/samples_per_s",
+        "epoch/train_loss", "epoch/train_acc", "epoch/val_loss", "epoch/val_acc", "epoch/val_macro_f1", "epoch/lr", "epoch/samples_per_s",
     }  # fmt: skip
     assert [(e.step, e.value) for e in events.Scalars("step/train_acc")] == [(1, 0.75)]  # 3 of the batch's 4
     assert [(e.step, e.value) for e in events.Scalars("epoch/val_acc")] == [(1, 0.5)]

@@ -13,6 +13,8 @@ def test_accuracy_is_maximized_and_loss_minimized_under_their_history_columns():
     assert (acc.column, acc.maximize, acc.direction) == ("val_acc", True, "maximize")
     assert (loss.column, loss.maximize, loss.direction) == ("val_loss", False, "minimize")
     assert Monitor.parse(acc) is acc and str(loss) == "val/loss"
+    f1 = Monitor.parse("val/macro_f1")
+    assert (f1.column, f1.direction) == ("val_macro_f1", "maximize")
 
 
 def test_an_unknown_name_is_refused_with_the_closest_one_and_the_choices():

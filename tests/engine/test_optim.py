@@ -110,3 +110,46 @@ def test_adam_weight_decay_can_be_decoupled_like_adamw():
 
     assert torch.allclose(step("adam", decoupled_weight_decay=True), step("adamw"))
     assert not torch.allclose(step("adam"), step("adamw"))
+
+
+class Layered(torch.nn.Module):
+    """embedding -> two layers with LayerNorm -> head, with layer_groups() from the input up."""
+
+    def __init__(self):
+        super().__init__()
+        self.embedding = torch.nn.Embedding(10, 4)
+        self.layers = torch.nn.ModuleList(torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.LayerNorm(4)) for _ in range(2))
+        self.head = torch.nn.Linear(4, 3)
+
+    def layer_groups(self):
+        return [list(self.embedding.parameters()), *(list(layer.parameters()) for layer in self.layers)]
+
+
+def test_parameter_groups_exempt_biases_and_norms_from_weight_decay_and_decay_rates_layer_by_layer():
+    from trainlab.engine.optim import parameter_groups, scale_learning_rates
+
+    model = Layered()
+    model.layers[0].requires_grad_(False)  # frozen: left out of every group
+    groups = parameter_groups(model, no_decay=["bias", "norm"], layer_decay=0.5)
+    optimizer = scale_learning_rates(OPTIMIZERS.build("adamw", groups, lr=0.1, weight_decay=0.01))
+    by_param = {id(p): group for group in optimizer.param_groups for p in group["params"]}
+    assert id(model.layers[0][0].weight) not in by_param
+    assert by_param[id(model.head.weight)]["lr"] == pytest.approx(0.1)  # the top (what layer_groups leaves out)
+    assert by_param[id(model.head.weight)]["weight_decay"] == 0.01 and by_param[id(model.head.bias)]["weight_decay"] == 0.0
+    assert by_param[id(model.layers[1][0].weight)]["lr"] == pytest.approx(0.05)
+    assert by_param[id(model.layers[1][1].weight)]["weight_decay"] == 0.0  # LayerNorm's weight
+    assert by_param[id(model.embedding.weight)]["lr"] == pytest.approx(0.1 * 0.5**3)
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.1)  # metrics.csv logs the first group: the base rate
+    with pytest.raises(ValueError, match="layer_decay needs a model made of layers"):
+        parameter_groups(torch.nn.Linear(2, 2), layer_decay=0.8)
+
+
+def test_a_schedule_scales_each_groups_own_rate():
+    from trainlab.engine.optim import parameter_groups, scale_learning_rates
+
+    model = Layered()
+    optimizer = scale_learning_rates(OPTIMIZERS.build("sgd", parameter_groups(model, layer_decay=0.5), lr=0.1))
+    scheduler = SCHEDULERS.build("linear", optimizer, epochs=1, steps_per_epoch=3)
+    optimizer.step()
+    scheduler.step()
+    assert [round(g["lr"], 4) for g in optimizer.param_groups] == [0.05, 0.025, 0.0125, 0.0063]

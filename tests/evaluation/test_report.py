@@ -1,3 +1,4 @@
+import base64
 import csv
 import json
 
@@ -6,6 +7,7 @@ import pytest
 
 from trainlab.errors import DataError
 from trainlab.evaluation.metrics import TestResults, write_test_results
+from trainlab.evaluation.mistakes import write_mistakes
 from trainlab.evaluation.plots import curves_figure, save_figure
 from trainlab.evaluation.report import write_html_report
 
@@ -66,7 +68,49 @@ def test_report_is_written_from_config_and_metrics_alone(tmp_path):
     write_metrics_and_config(tmp_path)
     html = write_html_report(tmp_path).read_text()
     assert "Epochs" in html and "Config" in html and "58.00%" in html
-    assert "<img" not in html and "Per-class" not in html and "Environment" not in html
+    assert "<img" not in html and "Per-class" not in html and "Environment" not in html and "Mistakes" not in html
+
+
+class Examples:
+    """A test loader's `examples`: images (N, H, W, C) or texts."""
+
+    def __init__(self, items):
+        self.items = items
+
+    def examples(self, indices):
+        return [self.items[i] for i in indices]
+
+
+def write_some_mistakes(run_dir, examples) -> None:
+    labels = np.array([0] * 6 + [1] * 6)
+    probabilities = np.tile([0.2, 0.1, 0.7], (12, 1))  # everything taken for "<b>"
+    probabilities[:6] = [0.6, 0.1, 0.3]  # but the ants right
+    write_mistakes(run_dir, probabilities, labels, CLASSES, Examples(examples))
+
+
+def test_report_shows_the_mistakes_of_an_image_run_with_their_picture(run_dir):
+    write_some_mistakes(run_dir, np.random.default_rng(0).integers(0, 256, (12, 8, 8, 3), dtype=np.uint8))
+    html = write_html_report(run_dir).read_text()
+    assert 'href="#mistakes"' in html and 'id="mistakes"' in html
+    assert "<tr><td>bee</td><td>&lt;b&gt;</td><td>6</td><td>100.00%</td></tr>" in html
+    assert html.count("<img") == 3 and base64.b64encode((run_dir / "mistakes.png").read_bytes()).decode() in html
+    assert "12 test examples with the highest loss" in html and 'class="sentences"' not in html
+
+
+def test_report_shows_the_sentences_of_a_text_run_escaped(run_dir):
+    texts = [f"text number {i}" for i in range(11)] + ["a <script>alert(1)</script> text"]
+    write_some_mistakes(run_dir, texts)
+    html = write_html_report(run_dir).read_text()
+    assert 'class="sentences"' in html and html.count("<img") == 2  # no picture of texts
+    assert "<td>bee</td><td>&lt;b&gt;</td><td>0.700</td><td>0.100</td><td>2.303</td><td>text number 6</td>" in html
+    assert "a &lt;script&gt;alert(1)&lt;/script&gt; text" in html and "<script" not in html
+
+
+def test_report_of_a_run_without_mistakes_says_so(run_dir):
+    labels = np.array([0, 1, 2])
+    write_mistakes(run_dir, np.eye(3)[labels], labels, CLASSES, Examples(["a", "b", "c"]))
+    html = write_html_report(run_dir).read_text()
+    assert "No test example was misclassified." in html and "<td>c</td>" in html
 
 
 def test_report_of_a_failed_run_shows_status_and_error(tmp_path):
@@ -104,6 +148,9 @@ def test_report_of_a_run_interrupted_in_its_first_epoch_has_what_there_is(tmp_pa
         ("classification_report.json", b'{"accuracy": 0.5, "ant": {"precision": 1.0', ", line 1: not valid JSON"),
         ("env.json", b"[]", ": expected a JSON object, got list"),
         ("summary.txt", b"conv1 \xff", ": not UTF-8 text (byte 6)"),
+        ("mistakes.json", b'{"pairs": [], "examples": [{"index": 3, "true_name": "ant"}]}',
+         ": examples[0].predicted_name is None, expected text"),
+        ("mistakes.json", b'{"pairs": {}, "examples": []}', ": `pairs` is {}, expected a list"),
     ],
 )
 def test_report_names_a_corrupt_file_and_what_is_wrong(run_dir, name, content, problem):

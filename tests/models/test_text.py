@@ -19,7 +19,7 @@ TEXT_MODELS = [name for name in MODELS.names() if set(TEXT_MODEL_INPUTS) <= set(
 
 
 def build(name, **args):
-    inputs = {"vocabulary": VOCABULARY, "num_classes": 3, "corpus": CORPUS, "pretrained": True}
+    inputs = {"vocabulary": VOCABULARY, "num_classes": 3, "corpus": CORPUS, "load_pretrained": True}
     return MODELS.build(name, **{k: inputs[k] for k in MODELS.injected(name)}, **args)
 
 

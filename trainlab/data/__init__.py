@@ -16,20 +16,29 @@ from trainlab.data.loader import image_test_loader, prepare_data
 from trainlab.data.prepared import Loader, PreparedData
 from trainlab.data.preprocess import ImagePreprocess, Preprocess, TextPreprocess, load_preprocess
 from trainlab.data.text import TextDataset, prepare_text_data, text_test_loader
+from trainlab.data.pieces import PiecePreprocess, piece_test_loader, prepare_piece_data
 from trainlab.errors import ConfigError, DataError
+from trainlab.text.pretrained import PieceTokenizer
 
 
 def prepare(
     dataset: ImageDataset | TextDataset, *, batch_size: int, eval_batch_size: int, val_size: float, split_seed: int,
     seed: int, device: torch.device, channels_last: bool,
     augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None, name: str = "",
+    tokenizer: PieceTokenizer | None = None,
 ) -> PreparedData:  # fmt: skip
-    """A built dataset's split, statistics and loaders, whatever its kind; `name` is the config's, for messages."""
+    """A built dataset's split, statistics and loaders, whatever its kind; `name` is the config's, for messages.
+
+    `tokenizer` is the model's own (a pretrained transformer's word pieces): texts are then tokenized by it."""
     splits = dict(batch_size=batch_size, eval_batch_size=eval_batch_size, val_size=val_size, split_seed=split_seed,
                   seed=seed, device=device)  # fmt: skip
+    if tokenizer is not None and not isinstance(dataset, TextDataset):
+        raise ConfigError(f"the model reads texts with the tokenizer of {tokenizer.name}; dataset '{name}' is not text")
     if isinstance(dataset, TextDataset):
         if augment is not None:
             raise ConfigError(f"augment.* transforms images; dataset '{name}' is text")
+        if tokenizer is not None:
+            return prepare_piece_data(dataset, tokenizer, **splits)
         return prepare_text_data(dataset, **splits)
     return prepare_data(dataset, **splits, channels_last=channels_last, augment=augment)
 
@@ -49,6 +58,8 @@ def prepare_test(
     dataset = dataclasses.replace(dataset, test=dataclasses.replace(dataset.test, labels=run_label[dataset.test.labels]))
     if isinstance(dataset, TextDataset) and isinstance(preprocess, TextPreprocess):
         return text_test_loader(dataset, preprocess, batch_size, device=device)
+    if isinstance(dataset, TextDataset) and isinstance(preprocess, PiecePreprocess):
+        return piece_test_loader(dataset, preprocess, batch_size, device=device)
     if isinstance(dataset, ImageDataset) and isinstance(preprocess, ImagePreprocess):
         return image_test_loader(dataset, preprocess, batch_size, device=device, channels_last=channels_last)
     raise DataError(f"{dataset.source} is {type(dataset).__name__}, but the run was trained on {preprocess.kind} inputs")

@@ -7,7 +7,7 @@ would take CPU away from training.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,6 +103,11 @@ class ArrayLoader:
         index = order[:count].to(self.images.device)
         x = self.images[index].permute(0, 3, 1, 2).float().div_(255)
         return (self.augment(x, generator) if self.augment is not None else x), self.labels[index]
+
+    def examples(self, indices: Sequence[int]) -> list[np.ndarray]:
+        """The uint8 images (H, W, C) at split positions `indices`, as decoded."""
+        index = torch.as_tensor(list(indices), dtype=torch.int64, device=self.images.device)
+        return list(self.images[index].cpu().numpy())
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch

@@ -6,10 +6,11 @@ features) is a new subclass with its own `Preprocess`; nothing outside the data 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -29,6 +30,11 @@ class Loader(Protocol):
     def set_epoch(self, epoch: int) -> None: ...
     def __len__(self) -> int: ...
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]: ...
+
+    def examples(self, indices: Sequence[int]) -> list[np.ndarray] | list[str]:
+        """The raw examples at split positions `indices`, as a person should see them: uint8 (H, W, C) images
+        (C = 1 or 3), or the original texts."""
+        ...
 
 
 class PreparedData(ABC):
@@ -53,9 +59,9 @@ class PreparedData(ABC):
         return self.preprocess.unit
 
     def model_inputs(self) -> dict[str, Any]:
-        """The arguments a model builder may name (`injected=`): the preprocess record's, and `pretrained`,
+        """The arguments a model builder may name (`injected=`): the preprocess record's, and `load_pretrained`,
         True here (pretrained vectors or weights are loaded; built from a run folder they come from the checkpoint)."""
-        return {**self.preprocess.model_inputs(), **self.training_inputs(), "pretrained": True}
+        return {**self.preprocess.model_inputs(), **self.training_inputs(), "load_pretrained": True}
 
     def training_inputs(self) -> dict[str, Any]:
         """Inputs only the training data has (a corpus to train word vectors on)."""

@@ -12,7 +12,7 @@ import os
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar, TextIO
+from typing import Any, ClassVar, NamedTuple, TextIO
 
 import numpy as np
 import torch
@@ -28,6 +28,16 @@ PREPROCESS_JSON = "preprocess.json"
 VOCABULARY_TXT = "vocab.txt"
 FORMAT = "trainlab-preprocess/1"
 RESIZE = "bilinear"  # the only resize rule the image datasets use
+
+
+class Segments(NamedTuple):
+    """A text as its model reads it: the ids, the token or word piece at each position, the word each position
+    belongs to (None for special tokens) and which positions are special ([CLS], [SEP])."""
+
+    ids: list[int]
+    pieces: list[str]
+    word_ids: list[int | None]
+    special: list[bool]
 
 
 class Preprocess(ABC):
@@ -237,6 +247,7 @@ class TextPreprocess(Preprocess):
             raise ValueError(f"tokenizer {tokenizer!r}: expected one of {', '.join(TOKENIZERS)}")
         self.vocabulary, self.tokenizer, self.lowercase = vocabulary, tokenizer, bool(lowercase)
         self.max_length, self.typical_length = max_length, max(1, int(typical_length))
+        self.pad_id = Vocabulary.pad_index
 
     def model_inputs(self) -> dict[str, Any]:
         return {"vocabulary": self.vocabulary, "num_classes": len(self.classes), "corpus": None}
@@ -264,11 +275,12 @@ class TextPreprocess(Preprocess):
         return ids
 
     def gather(self, arguments: Sequence[str], stdin: TextIO) -> list[tuple[str, Any]]:
-        """Each argument is a text; `-` reads one text per line of standard input (blank lines skipped)."""
-        texts: list[str] = []
-        for argument in arguments:
-            texts += [line.strip() for line in stdin if line.strip()] if argument == "-" else [argument]
-        return [(text, text) for text in texts]
+        return gather_texts(arguments, stdin)
+
+    def segment(self, text: str) -> Segments:
+        """One position per token: the token as written (also one the vocabulary maps to <unk>), its own word."""
+        tokens = self.tokens(text)
+        return Segments(self.vocabulary.encode(tokens), tokens, list(range(len(tokens))), [False] * len(tokens))
 
     def save(self, folder: Path) -> None:
         self.vocabulary.save(folder / VOCABULARY_TXT)
@@ -286,3 +298,11 @@ class TextPreprocess(Preprocess):
             raise ValueError(f"{record['vocabulary']} holds {len(vocabulary)} tokens, the record says {record['vocabulary_size']}")
         return cls(record["classes"], vocabulary, tokenizer=record["tokenizer"], lowercase=record["lowercase"],
                    max_length=record.get("max_length"), typical_length=record.get("typical_length", 16))  # fmt: skip
+
+
+def gather_texts(arguments: Sequence[str], stdin: TextIO) -> list[tuple[str, str]]:
+    """Each argument is a text; `-` reads one text per line of standard input (blank lines skipped)."""
+    texts: list[str] = []
+    for argument in arguments:
+        texts += [line.strip() for line in stdin if line.strip()] if argument == "-" else [argument]
+    return [(text, text) for text in texts]

@@ -161,11 +161,21 @@ class TextLoader:
     """
 
     def __init__(self, ids: torch.Tensor, lengths: torch.Tensor, labels: torch.Tensor, batch_size: int, *,
-                 shuffle: bool = False, seed: int = 0, pool_batches: int = POOL_BATCHES):  # fmt: skip
+                 shuffle: bool = False, seed: int = 0, pool_batches: int = POOL_BATCHES,
+                 texts: Sequence[str] | None = None):  # fmt: skip
         self.ids, self.lengths, self.labels = ids, lengths, labels  # (N, longest), (N,), (N,)
         self.batch_size, self.shuffle, self.seed, self.epoch = batch_size, shuffle, seed, 0
         self.pool_batches = pool_batches  # 1: batches of random lengths
         self.order = None if shuffle else torch.sort(lengths.cpu(), stable=True).indices
+        if texts is not None and len(texts) != len(labels):
+            raise ValueError(f"TextLoader got {len(texts)} texts for {len(labels)} labels")
+        self.texts = texts  # (N,) the original texts, in the split's order, for `examples`
+
+    def examples(self, indices: Sequence[int]) -> list[str]:
+        """The original texts at split positions `indices`."""
+        if self.texts is None:
+            raise ValueError("this TextLoader was built without its texts: pass TextLoader(..., texts=) to show examples")
+        return [self.texts[int(i)] for i in indices]
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -276,7 +286,8 @@ def text_loader(split: TextSplit, vocabulary: Vocabulary, batch_size: int, *, de
     for row, tokens in enumerate(split.tokens):
         ids[row, : len(tokens)] = torch.tensor(vocabulary.encode(tokens))
     labels = torch.from_numpy(split.labels)
-    return TextLoader(ids.to(device), lengths.to(device), labels.to(device), batch_size, shuffle=shuffle, seed=seed)
+    return TextLoader(ids.to(device), lengths.to(device), labels.to(device), batch_size, shuffle=shuffle, seed=seed,
+                      texts=split.texts)  # fmt: skip
 
 
 def text_test_loader(dataset: TextDataset, preprocess: TextPreprocess, batch_size: int, *, device: torch.device) -> TextLoader:

@@ -124,7 +124,8 @@ class TensorBoardLogger(Callback):
     def on_epoch_end(self, trainer: Trainer) -> None:
         row = trainer.history[-1]
         for name in EPOCH_METRICS:
-            self.writer.add_scalar(epoch_tag(name), row[name], trainer.epoch)
+            if name in row:  # a row of a run resumed from an older trainlab may lack a newer metric
+                self.writer.add_scalar(epoch_tag(name), row[name], trainer.epoch)
         self.writer.flush()
 
     def add_image(self, tag: str, image, step: int) -> None:  # image: (H, W, 3) uint8
@@ -200,7 +201,7 @@ class ProgressBar(Callback):
         r = trainer.history[-1]
         self.console.print(
             f"epoch {r['epoch']:>3}/{trainer.epochs}  train loss {r['train_loss']:.4f} acc {r['train_acc']:.4f}  "
-            f"val loss {r['val_loss']:.4f} acc {r['val_acc']:.4f}  lr {r['lr']:.2e}  "
+            f"val loss {r['val_loss']:.4f} acc {r['val_acc']:.4f} macro F1 {r.get('val_macro_f1', float('nan')):.4f}  lr {r['lr']:.2e}  "
             f"{r['seconds']:.1f} s  {r['samples_per_s']:,.0f} {self.unit}",
             highlight=False, soft_wrap=True,
         )

@@ -121,6 +121,7 @@ class Trainer:
             self.history.append({
                 "epoch": self.epoch, "train_loss": train["loss"], "train_acc": train["acc"],
                 "val_loss": val.get("loss", float("nan")), "val_acc": val.get("acc", float("nan")),
+                "val_macro_f1": val.get("macro_f1", float("nan")),
                 "lr": self.optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - started,
                 "samples_per_s": train["samples_per_s"],
             })  # fmt: skip
@@ -172,8 +173,20 @@ class Trainer:
 
     def evaluate(self, loader: Iterable) -> dict[str, float]:
         logits, targets, loss_sum = self.predict(loader)
-        return {"loss": loss_sum.item() / len(targets), "acc": (logits.argmax(1) == targets).sum().item() / len(targets)}
+        predicted = logits.argmax(1)
+        return {"loss": loss_sum.item() / len(targets), "acc": (predicted == targets).sum().item() / len(targets),
+                "macro_f1": macro_f1(predicted, targets, logits.shape[1])}  # fmt: skip
 
     def fire(self, hook: str) -> None:
         for callback in self.callbacks:
             getattr(callback, hook)(self)
+
+
+def macro_f1(predicted: torch.Tensor, targets: torch.Tensor, num_classes: int) -> float:
+    """The mean over all `num_classes` classes of 2·TP / (2·TP + FP + FN), a class neither true nor predicted
+    counting 0: scikit-learn's f1_score(average="macro", labels=range(num_classes), zero_division=0)."""
+    true = torch.bincount(targets, minlength=num_classes).double()  # (C,) TP + FN
+    guessed = torch.bincount(predicted, minlength=num_classes).double()  # (C,) TP + FP
+    hits = torch.bincount(targets[predicted == targets], minlength=num_classes).double()  # (C,) TP
+    f1 = torch.where(true + guessed > 0, 2 * hits / (true + guessed).clamp(min=1), torch.zeros_like(hits))
+    return f1.mean().item()

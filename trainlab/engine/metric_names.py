@@ -5,7 +5,7 @@ A metric is `<split>_<measure>` (`train_loss`, `val_acc`, `test_macro_f1`), and 
 epochs puts its word in front (`best_val_acc`, run.json's `final_val_acc`). TensorBoard tags put the
 x-axis in front of the name: `step/train_loss` is the loss of each optimizer step's batch,
 `epoch/train_loss` the epoch's value as metrics.csv has it. compare shows percentages with their unit,
-`test_acc (%)`. Configs name the monitored metric `val/acc` or `val/loss`: that is `val_acc`, `val_loss`.
+`test_acc (%)`. Configs name the monitored metric `val/acc`, `val/loss` or `val/macro_f1`: that is `val_acc`, `val_loss`, `val_macro_f1`.
 """
 
 from __future__ import annotations
@@ -14,11 +14,12 @@ from __future__ import annotations
 EPOCH = "epoch"
 TRAIN_LOSS, TRAIN_ACC = "train_loss", "train_acc"
 VAL_LOSS, VAL_ACC = "val_loss", "val_acc"
+VAL_MACRO_F1 = "val_macro_f1"  # the unweighted mean over all classes of each class's F1 (sklearn's macro average)
 LR = "lr"  # the first parameter group's rate at the end of the epoch
 SECONDS = "seconds"  # the epoch's wall time
 SAMPLES_PER_S = "samples_per_s"  # training examples (images, texts) per second
 THREADS = "threads"  # torch's CPU threads at the end of the epoch
-METRIC_COLUMNS = [EPOCH, TRAIN_LOSS, TRAIN_ACC, VAL_LOSS, VAL_ACC, LR, SECONDS, SAMPLES_PER_S, THREADS]
+METRIC_COLUMNS = [EPOCH, TRAIN_LOSS, TRAIN_ACC, VAL_LOSS, VAL_ACC, VAL_MACRO_F1, LR, SECONDS, SAMPLES_PER_S, THREADS]
 
 # run.json and compare, one value per run
 EPOCHS_COMPLETED = "epochs_completed"
@@ -27,7 +28,7 @@ TEST_ACC, TEST_MACRO_F1 = "test_acc", "test_macro_f1"
 TRAIN_SECONDS = "train_seconds"
 
 # TensorBoard logs TRAIN_LOSS, TRAIN_ACC and LR every step, these every epoch
-EPOCH_METRICS = (TRAIN_LOSS, TRAIN_ACC, VAL_LOSS, VAL_ACC, LR, SAMPLES_PER_S)
+EPOCH_METRICS = (TRAIN_LOSS, TRAIN_ACC, VAL_LOSS, VAL_ACC, VAL_MACRO_F1, LR, SAMPLES_PER_S)
 
 
 def step_tag(metric: str) -> str:

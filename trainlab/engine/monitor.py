@@ -1,7 +1,7 @@
 """The validation metric that picks the best epoch: for checkpoints/best.pt, early stopping and sweeps.
 
-A config names it `val/acc` or `val/loss`; the trainer's history and metrics.csv call it `val_acc`,
-`val_loss`; accuracies are maximized, losses minimized.
+A config names it `val/acc`, `val/loss` or `val/macro_f1`; the trainer's history and metrics.csv call it
+`val_acc`, `val_loss`, `val_macro_f1`; accuracies and F1 are maximized, losses minimized.
 """
 
 from __future__ import annotations
@@ -63,6 +63,7 @@ class Monitor:
 MONITORS = {monitor.name: monitor for monitor in (
     Monitor("val/acc", metric_names.VAL_ACC, maximize=True),
     Monitor("val/loss", metric_names.VAL_LOSS, maximize=False),
+    Monitor("val/macro_f1", metric_names.VAL_MACRO_F1, maximize=True),
 )}  # fmt: skip
 
 # A config field holding a Monitor: read from and written as its name, so config.yaml keeps `monitor: val/acc`.

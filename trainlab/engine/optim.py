@@ -73,6 +73,56 @@ def adamw(
     return torch.optim.AdamW(params, lr=lr, betas=betas, weight_decay=weight_decay, eps=eps, amsgrad=amsgrad)
 
 
+# ---------------------------------------------------------------------------------------- parameter groups
+#
+# Fine-tuning recipes treat parameters differently: no weight decay on biases and normalisation weights
+# (they set scales and offsets, not features), and layer-wise learning-rate decay: a layer k levels below
+# the top learns at layer_decay**k times the rate, so the pretrained lower layers move least.
+
+NoDecay = Literal["bias", "norm"]
+_NORMS = (torch.nn.LayerNorm, torch.nn.GroupNorm, torch.nn.modules.batchnorm._BatchNorm, torch.nn.RMSNorm)
+
+
+def parameter_groups(model: torch.nn.Module, *, no_decay: Iterable[NoDecay] = (), layer_decay: float = 1.0) -> list[dict]:
+    """The trainable parameters as optimizer groups. `no_decay` names the kinds that get weight_decay 0 (biases,
+    normalisation weights); `layer_decay` < 1 needs the model's `layer_groups()` (input first; parameters in
+    none of them form the top level) and sets each
+    group's `lr_scale`, which `scale_learning_rates` applies once the optimizer holds its base rate."""
+    no_decay = set(no_decay)
+    norm_params = {id(p) for m in model.modules() if isinstance(m, _NORMS) for p in m.parameters(recurse=False)}
+
+    def exempt(name: str, param: torch.nn.Parameter) -> bool:
+        return ("bias" in no_decay and name.endswith("bias")) or ("norm" in no_decay and id(param) in norm_params)
+
+    if layer_decay == 1.0:
+        levels = [[p for p in model.parameters()]]
+    elif hasattr(model, "layer_groups"):
+        levels = model.layer_groups()
+        grouped = {id(p) for params in levels for p in params}
+        rest = [p for p in model.parameters() if id(p) not in grouped]
+        levels += [rest] if rest else []  # what the layers leave out (a head) is the top level
+    else:
+        raise ValueError(f"layer_decay needs a model made of layers ({type(model).__name__} has no layer_groups); leave it at 1")
+    depth = {id(p): len(levels) - 1 - level for level, params in enumerate(levels) for p in params}
+    groups: dict[tuple[int, bool], dict] = {}
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue  # frozen: the optimizer never sees it
+        key = (depth.get(id(param), 0), exempt(name, param))
+        group = groups.setdefault(key, {"params": [], "lr_scale": layer_decay ** key[0]})
+        if key[1]:
+            group["weight_decay"] = 0.0
+        group["params"].append(param)
+    return [groups[key] for key in sorted(groups)]  # the top layer first: metrics.csv logs the first group's rate
+
+
+def scale_learning_rates(optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:
+    """Multiply each group's rate by its `lr_scale` (layer-wise decay), before a schedule records the base rates."""
+    for group in optimizer.param_groups:
+        group["lr"] *= group.get("lr_scale", 1.0)
+    return optimizer
+
+
 # ---------------------------------------------------------------------------------------- schedules
 #
 # Every schedule is a factor of the base learning rate as a function of the optimizer step,

@@ -19,8 +19,8 @@ import jinja2
 from trainlab.engine import metric_names as names
 from trainlab.run_folder import run_status
 from trainlab.run_records import (
-    CONFIG_YAML, NOT_CLASSES, read_classification_report, read_evaluations, read_json, read_metrics, read_run_record,
-    read_text, report_classes,
+    CONFIG_YAML, MISTAKES_PNG, NOT_CLASSES, read_classification_report, read_evaluations, read_json, read_metrics,
+    read_mistakes, read_run_record, read_text, report_classes,
 )  # fmt: skip
 from trainlab.utils.io import write_text
 from trainlab.utils.records import flatten, to_float
@@ -50,6 +50,7 @@ def write_html_report(run_dir: Path) -> Path:
         "epochs": _epoch_table(epochs) if epochs else None,
         "confusion_png": png_data_uri(run_dir / "confusion_matrix.png"),
         "classes": _class_table(report) if report else None,
+        "mistakes": _mistakes(run_dir),
         "evaluations": _evaluations_table(read_evaluations(run_dir, missing_ok=True)),
         "summary": summary,
         "summary_headline": _summary_headline(summary),
@@ -108,6 +109,19 @@ def _evaluations_table(evaluations: list[dict[str, Any]]) -> list[list[str]]:
         rows.append([_date(entry.get("time")) or "–", checkpoint, _percent(entry.get(names.TEST_ACC)) or "–",
                      "–" if math.isnan(f1) else f"{f1:.4f}", data, str(entry.get("path") or "–")])  # fmt: skip
     return rows
+
+
+def _mistakes(run_dir: Path) -> dict[str, Any] | None:
+    """The most confused class pairs and the highest-loss examples of mistakes.json: as a picture (mistakes.png,
+    images) or as rows of sentences (texts)."""
+    record = read_mistakes(run_dir, missing_ok=True)
+    if record is None:
+        return None
+    pairs = [[row["true_name"], row["predicted_name"], str(row["count"]), _percent(row["share"])] for row in record["pairs"]]
+    sentences = [[row["true_name"], row["predicted_name"], f"{row['p_predicted']:.3f}", f"{row['p_true']:.3f}",
+                  f"{row['loss']:.3f}", row["text"]] for row in record["examples"] if "text" in row]  # fmt: skip
+    return {"pairs": pairs, "png": png_data_uri(run_dir / MISTAKES_PNG), "sentences": sentences,
+            "examples": len(record["examples"])}  # fmt: skip
 
 
 def _summary_headline(summary: str | None) -> str:

@@ -19,6 +19,7 @@ _LAYERS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 
 def initialize(model: nn.Module, scheme: str) -> nn.Module:
     """Re-draw every conv/linear weight with `scheme` and zero their biases; "default" keeps PyTorch's init.
+    Modules inside the model's `pretrained_parts` (loaded weights) are left alone.
 
     Draws from torch's global generator, so torch.manual_seed makes it repeatable. Returns `model`.
     """
@@ -28,8 +29,9 @@ def initialize(model: nn.Module, scheme: str) -> nn.Module:
         )
     if scheme == "default":
         return model
+    pretrained = {id(module) for part in getattr(model, "pretrained_parts", ()) for module in part.modules()}
     for module in model.modules():
-        if isinstance(module, _LAYERS):
+        if isinstance(module, _LAYERS) and id(module) not in pretrained:
             _WEIGHT_INITS[scheme](module.weight)
             if module.bias is not None:
                 nn.init.zeros_(module.bias)

@@ -1,13 +1,18 @@
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from trainlab.registry import Registry
 
 # Every model builder receives what it needs to know about the data from trainlab, never from the config.
 IMAGE_MODEL_INPUTS = ("in_channels", "num_classes", "image_size")
-TEXT_MODEL_INPUTS = ("vocabulary", "num_classes")  # builders that train word vectors also take "corpus" and "pretrained"
+TEXT_MODEL_INPUTS = ("vocabulary", "num_classes")  # builders that train word vectors also take "corpus" and "load_pretrained"
+# A pretrained text model reads texts with its own tokenizer: "pieces" (a PieceTokenizer) instead of "vocabulary".
+PIECE_MODEL_INPUTS = ("pieces", "num_classes", "load_pretrained")
 MODELS = Registry("models")
+# model name -> the function that builds the tokenizer its data must be prepared with, from the model's config arguments
+_TOKENIZERS: dict[str, Callable[[dict[str, Any]], Any]] = {}
 
 
 def fits(name: str, inputs: Iterable[str]) -> bool:
@@ -19,3 +24,19 @@ def models_for(inputs: Iterable[str]) -> list[str]:
     """The registered models that data giving `inputs` can build."""
     given = set(inputs)
     return [name for name in MODELS.names() if fits(name, given)]
+
+
+def reads_with(model_name: str) -> Callable[[Callable[[dict[str, Any]], Any]], Callable[[dict[str, Any]], Any]]:
+    """Decorator: `function(model_args)` builds the tokenizer that model `model_name` reads its texts with."""
+
+    def decorator(function: Callable[[dict[str, Any]], Any]) -> Callable[[dict[str, Any]], Any]:
+        _TOKENIZERS[model_name] = function
+        return function
+
+    return decorator
+
+
+def model_tokenizer(name: str, args: dict[str, Any]) -> Any | None:
+    """The tokenizer model `name` brings for its data (built from its config arguments), or None when it has none."""
+    function = _TOKENIZERS.get(name)
+    return function(args) if function is not None else None

