@@ -9,13 +9,11 @@ import json
 import random
 
 import pytest
-import torch
 
 from tests.test_cli import assert_user_error, trainlab
 from tests.text.tiny import FILLERS, KEYWORDS
 from tests.text.tiny_bert import write_tiny_bert
 from trainlab.data.text import EMOTION_LABELS
-from trainlab.explain.attribution import rollout
 from trainlab.explain.outputs import read_tokens
 
 PLANTED = {label: KEYWORDS[label][0] for label in EMOTION_LABELS}  # sad, happy, loving, angry, scared, amazed
@@ -97,11 +95,6 @@ def test_outputs_parse_and_the_page_is_self_contained(runs):
     assert not list(runs["transformer"].glob(".explain*"))  # no temporary folder left
 
 
-def test_rollout_rows_sum_to_one():
-    weights = [torch.rand(2, 3, 5, 5).softmax(-1) for _ in range(4)]
-    assert torch.allclose(rollout(weights).sum(-1), torch.ones(2, 5), atol=1e-5)
-
-
 def test_explain_refuses_an_image_run_a_wrong_method_and_an_unfinished_run(runs, tmp_path):
     assert trainlab("run", "model.channels=[4,4,8,8]", "model.hidden=[16,16]", "epochs=1", "progress=false", cwd=tmp_path).returncode == 0
     image_run = next((tmp_path / "runs").iterdir())
@@ -112,3 +105,17 @@ def test_explain_refuses_an_image_run_a_wrong_method_and_an_unfinished_run(runs,
     record = json.loads((image_run / "run.json").read_text())
     (image_run / "run.json").write_text(json.dumps({**record, "status": "interrupted"}))
     assert_user_error(trainlab("explain", str(image_run)), 2, "did not finish")
+
+
+def test_the_folder_a_killed_explain_left_is_removed_by_the_next_one(runs):
+    import subprocess
+
+    from trainlab.utils import io
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # a pid whose process is gone
+    leftover = runs["lstm"] / f".explain.{io._host()}.{dead.pid}.tmp"
+    leftover.mkdir()
+    (leftover / "tokens.csv").write_text("half")
+    assert trainlab("explain", str(runs["lstm"]), "--samples", "10").returncode == 0
+    assert not leftover.exists() and (runs["lstm"] / "explain" / "explain.html").is_file()

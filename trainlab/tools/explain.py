@@ -9,7 +9,6 @@ attention maps of one sentence, explain.json and explain.html, replaced whole.
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -31,7 +30,7 @@ from trainlab.evaluation.plots import save_figure
 from trainlab.inference import Predictor
 from trainlab.run_folder import RunFolder
 from trainlab.tools.evaluate import load_test_split
-from trainlab.utils.io import write_json
+from trainlab.utils.io import remove_stale_temporaries, temporary_name, write_json
 
 EXPLAIN_DIR = "explain"
 METHODS_HELP = attribution.METHODS
@@ -156,8 +155,9 @@ def _write_attention_maps(model, segments, index: int, pad_id: int, device: torc
 
 
 def _fresh_folder(run: Path) -> Path:
-    """A new hidden folder in the run folder, renamed to explain/ once complete."""
-    target = run / f".{EXPLAIN_DIR}.{os.getpid()}.tmp"
+    """A new temporary folder in the run folder (one a killed explain left is removed), renamed to explain/ once complete."""
+    remove_stale_temporaries(run)
+    target = run / temporary_name(EXPLAIN_DIR)
     shutil.rmtree(target, ignore_errors=True)
     try:
         target.mkdir()
@@ -168,7 +168,7 @@ def _fresh_folder(run: Path) -> Path:
 
 def _publish(target: Path, final: Path) -> Path:
     """Replace `final` with the completed `target`: the old explanation stays whole until the new one is."""
-    old = final.with_name(f".{final.name}.old.{os.getpid()}")
+    old = final.with_name(temporary_name(f"{final.name}-old"))
     if final.exists():
         final.rename(old)
     target.rename(final)

@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import socket
 import time
 from collections.abc import Iterator
@@ -27,7 +28,7 @@ def _host() -> str:
 
 
 def remove_stale_temporaries(folder: str | os.PathLike) -> int:
-    """Delete the temporary files that killed writers left in `folder` (not below it); returns how many."""
+    """Delete the temporary files (and folders) that killed writers left in `folder` (not below it); returns how many."""
     try:
         entries = list(os.scandir(folder))
     except OSError:
@@ -37,7 +38,7 @@ def remove_stale_temporaries(folder: str | os.PathLike) -> int:
         match = _TEMPORARY.fullmatch(entry.name)
         try:
             if match and match["host"] == host and not pid_alive(int(match["pid"])):
-                os.unlink(entry.path)
+                shutil.rmtree(entry.path) if entry.is_dir(follow_symlinks=False) else os.unlink(entry.path)
                 removed += 1
             elif _OLD_TEMPORARY.fullmatch(entry.name) and time.time() - entry.stat().st_mtime > OLD_TEMPORARY_S:
                 os.unlink(entry.path)
@@ -47,12 +48,17 @@ def remove_stale_temporaries(folder: str | os.PathLike) -> int:
     return removed
 
 
+def temporary_name(name: str) -> str:
+    """`.<name>.<host>.<pid>.tmp`: what this process writes before renaming it to `name`."""
+    return f".{name}.{_host()}.{os.getpid()}.tmp"
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success it is renamed onto `path`, on error removed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp_path = path.with_name(f".{path.name}.{_host()}.{os.getpid()}.tmp")
+    tmp_path = path.with_name(temporary_name(path.name))
     try:
         yield tmp_path
         os.replace(tmp_path, path)
