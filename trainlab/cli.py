@@ -141,8 +141,7 @@ def compare(
 ) -> None:
     """Compare runs in one table: what differs, results, mean ± std over seeds.
 
-    A run whose run.json, metrics.csv or config.yaml is corrupt shows as `broken`, with a warning naming the file (exit 1 when
-    all are); a run whose process died without recording an end (kill -9, power loss) shows as `died`."""
+    A run whose run.json, metrics.csv or config.yaml is corrupt shows as `broken`, with a warning naming the file (exit 1 when all are); a run whose process died without recording an end (kill -9, power loss) shows as `died`."""
     from trainlab.evaluation.plots import save_figure
     from trainlab.tools.compare import curves_figure
 
@@ -269,8 +268,7 @@ def evaluate(
 ) -> None:
     """Test a run's checkpoint again, on its data or on data that moved.
 
-    The results go to RUN/evaluations/<checkpoint>-<time>/ and run.json's `evaluations`; the run's own test
-    result stays as training recorded it."""
+    The results go to RUN/evaluations/<checkpoint>-<time>/ and run.json's `evaluations`; the run's own test result stays as training recorded it."""
     from trainlab.tools.evaluate import evaluate_run
 
     if checkpoint not in ("best", "last"):
@@ -303,8 +301,7 @@ def predict(
 ) -> None:
     """Predict the classes of images or texts with a trained run.
 
-    Each input is converted as the run's training data was (resized, greyscale or colour, normalised; or
-    tokenized with the run's vocabulary); one line per input with its most likely classes."""
+    Each input is converted as the run's training data was (resized, greyscale or colour, normalised; or tokenized with the run's vocabulary); one line per input with its most likely classes."""
     from trainlab.inference import Predictor
     from trainlab.tools.predict import check_output, format_predictions, predict_inputs, write_predictions
 
@@ -342,9 +339,7 @@ def explain(
 ) -> None:
     """Find the words a text model attends to most, per class, on its test set (Task 6).
 
-    Scores every test sentence's words by one method, ranks each class's words over its correctly
-    predicted sentences (mean score x lift over the other classes), checks each method's faithfulness by
-    deleting its top words against random ones, and writes a page of coloured sentences."""
+    Scores every test sentence's words by one method, ranks each class's words over its correctly predicted sentences (mean score x lift over the other classes), checks each method's faithfulness by deleting its top words against random ones, and writes a page of coloured sentences."""
     from trainlab.tools.explain import METHODS_HELP, explain_run
 
     if method is not None and method not in METHODS_HELP:

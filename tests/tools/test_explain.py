@@ -7,6 +7,7 @@ prediction more than deleting random ones."""
 import csv
 import json
 import random
+import shutil
 
 import pytest
 
@@ -119,3 +120,16 @@ def test_the_folder_a_killed_explain_left_is_removed_by_the_next_one(runs):
     (leftover / "tokens.csv").write_text("half")
     assert trainlab("explain", str(runs["lstm"]), "--samples", "10").returncode == 0
     assert not leftover.exists() and (runs["lstm"] / "explain" / "explain.html").is_file()
+
+
+def test_explain_takes_data_keys_only_and_says_how_to_point_it_at_moved_data(runs, tmp_path):
+    assert_user_error(trainlab("explain", str(runs["lstm"]), "model.hidden_size=8"), 2,
+                      "trainlab explain: cannot override 'model.hidden_size'", "only data.* keys")
+    moved = tmp_path / "lstm-copy"
+    shutil.copytree(runs["lstm"], moved)
+    data_root = str(runs["lstm"].parent.parent / "emotion")
+    config = moved / "config.yaml"
+    config.write_text(config.read_text().replace(data_root, str(tmp_path / "gone")))
+    result = trainlab("explain", str(moved))
+    assert result.returncode in (1, 2) and f"trainlab explain {moved} data.root=/new/place" in result.stderr, result.stderr
+    assert trainlab("explain", str(moved), f"data.root={data_root}", "--samples", "10").returncode == 0

@@ -156,7 +156,7 @@ def relative_scores(words: Sequence[Word]) -> list[Word]:
 
     relative(w) = max(score(w), 0) / mean over kept words v of max(score(v), 0)
 
-    1.0 is the sentence's average share, so scores compare across sentences of any length. Negative
+    1.0 is the sentence's average share (a word that carries half of a 10-word sentence scores 5). Negative
     scores (signed attributions: evidence against the class) are clamped to 0 first. Words that are not
     kept are rescaled by the same factor (shown, never ranked). When the kept words all score 0, or no
     word is kept, every word gets 0.

@@ -47,7 +47,7 @@ def evaluate_run(run_dir: Path, checkpoint: str = "best", overrides: Sequence[st
     `overrides` are data.* keys only (data.root=... for data that moved): other keys change the experiment.
     """
     folder = RunFolder.open(run_dir)
-    _check_data_overrides(overrides)
+    check_data_overrides(overrides)
     _recorded_evaluations(folder)  # a corrupt run.json stops here, before the work: it could not take the record
     config, _ = load_config(str(folder.path / "config.yaml"), list(overrides))
     preprocess = None
@@ -76,11 +76,11 @@ def evaluate_run(run_dir: Path, checkpoint: str = "best", overrides: Sequence[st
 
 
 def load_test_split(
-    folder: RunFolder, config: ExperimentConfig, predictor: Predictor, overrides: Sequence[str] = (),
+    folder: RunFolder, config: ExperimentConfig, predictor: Predictor, overrides: Sequence[str] = (), command: str = "eval",
 ) -> tuple[Loader, Any]:  # fmt: skip
     """The test split of the run's dataset (built with test_only, `overrides` applied to data.*) prepared with the
-    predictor's preprocessing, and the dataset; data that moved gets the advice to pass data.root."""
-    with _pointing_at_moved_data(folder, config, overrides):
+    predictor's preprocessing, and the dataset; data that moved gets the advice to pass data.root to `command`."""
+    with _pointing_at_moved_data(folder, config, overrides, command):
         dataset = DATASETS.build(config.data.name, test_only=True, **config.data.args)
     try:
         test = prepare_test(dataset, predictor.preprocess, batch_size=config.data.eval_batch_size,
@@ -95,20 +95,22 @@ def _recorded_evaluations(folder: RunFolder) -> list:
     return read_evaluations(folder.path, missing_ok=True)
 
 
-def _check_data_overrides(overrides: Sequence[str]) -> None:
+def check_data_overrides(overrides: Sequence[str], command: str = "eval") -> None:
     """Only data.* keys may change for a test: anything else would make it another experiment."""
     for text in overrides:
         key, _ = parse_override(text)
         if key[0] != "data" or len(key) < 2:
             raise UsageError(
-                f"trainlab eval: cannot override '{'.'.join(key)}' ({text}): a run is tested with the config it was "
+                f"trainlab {command}: cannot override '{'.'.join(key)}' ({text}): a run is tested with the config it was "
                 "trained with; only data.* keys may change, e.g. data.root=/new/place or data.eval_batch_size=256"
             )
 
 
 @contextlib.contextmanager
-def _pointing_at_moved_data(folder: RunFolder, config: ExperimentConfig, overrides: Sequence[str]) -> Iterator[None]:
-    """Data that cannot be read where the run's config says: the error, then how to point eval elsewhere."""
+def _pointing_at_moved_data(
+    folder: RunFolder, config: ExperimentConfig, overrides: Sequence[str], command: str = "eval"
+) -> Iterator[None]:
+    """Data that cannot be read where the run's config says: the error, then how to point `command` elsewhere."""
     try:
         yield
     except ConfigError:
@@ -119,7 +121,7 @@ def _pointing_at_moved_data(folder: RunFolder, config: ExperimentConfig, overrid
             raise
         raise type(e)(
             f"{e}\n{folder.path} was trained on {(read_run_record(folder.path, missing_ok=True) or {}).get('data_source') or config.data.name}; "
-            f"if the data moved, give its new place: trainlab eval {folder.path} data.root=/new/place"
+            f"if the data moved, give its new place: trainlab {command} {folder.path} data.root=/new/place"
         ) from None
 
 

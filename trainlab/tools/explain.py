@@ -29,7 +29,7 @@ from trainlab.explain.words import ExplainedText, sentence_words
 from trainlab.evaluation.plots import save_figure
 from trainlab.inference import Predictor
 from trainlab.run_folder import RunFolder
-from trainlab.tools.evaluate import load_test_split
+from trainlab.tools.evaluate import check_data_overrides, load_test_split
 from trainlab.utils.io import remove_stale_temporaries, temporary_name, write_json
 
 EXPLAIN_DIR = "explain"
@@ -60,6 +60,7 @@ def explain_run(
 ) -> Explanation:  # fmt: skip
     """Explain a finished text run on its test split; `stopwords` True keeps stopwords among the ranked words;
     faithfulness deletes `k` words from up to `samples` sentences for every method the model supports."""
+    check_data_overrides(overrides, "explain")
     folder = RunFolder.open(run_dir)
     predictor = Predictor.from_run(folder.path, checkpoint)
     model, preprocess, name = predictor.model, predictor.preprocess, predictor.config.model.name
@@ -69,7 +70,7 @@ def explain_run(
     method = method or (available[0] if available else "cls")
     attribution.check_method(model, method, name)
     config, _ = load_config(str(folder.path / "config.yaml"), list(overrides))
-    test, _ = load_test_split(folder, config, predictor, overrides)
+    test, _ = load_test_split(folder, config, predictor, overrides, command="explain")
     probabilities, labels = predictor.predict_loader(test)
     confidence, predicted = probabilities.max(1)
     texts = test.examples(range(len(labels)))
