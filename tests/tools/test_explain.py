@@ -133,3 +133,15 @@ def test_explain_takes_data_keys_only_and_says_how_to_point_it_at_moved_data(run
     result = trainlab("explain", str(moved))
     assert result.returncode in (1, 2) and f"trainlab explain {moved} data.root=/new/place" in result.stderr, result.stderr
     assert trainlab("explain", str(moved), f"data.root={data_root}", "--samples", "10").returncode == 0
+
+
+def test_a_read_only_run_folder_or_a_missing_sentence_fails_before_the_work(runs, tmp_path, read_only_dir):
+    frozen = tmp_path / "frozen"
+    shutil.copytree(runs["transformer"], frozen)
+    read_only_dir(frozen)
+    result = trainlab("explain", str(frozen))
+    assert_user_error(result, 2, f"cannot write into {frozen}")
+    assert "scoring" not in result.stdout  # refused before any sentence was scored
+    result = trainlab("explain", str(runs["transformer"]), "--sentence", "120")
+    assert_user_error(result, 2, "--sentence 120: the test split has sentences 0..119")
+    assert not list(runs["transformer"].glob(".explain*"))

@@ -93,20 +93,22 @@ def explain_run(
                                                           special=segments[i].special, stopwords=stopwords),
                               int(labels[i]), int(predicted[i]), float(confidence[i])) for i in sorted(scores)]  # fmt: skip
 
-    say(f"{method}: scoring {len(texts):,} test sentences")
-    chosen = explained(scores_of(method, range(len(texts))))
-    ranks = rank_tokens(chosen, preprocess.classes, min_count=min_count, top=top)
-
-    probe = _sample([t.index for t in chosen if t.predicted == t.label], samples)
-    faithfulness = []
-    for other in available:
-        say(f"faithfulness of {other}: deleting {k} words from up to {len(probe):,} sentences")
-        cases = deletions(explained(scores_of(other, probe)), [segments[i].ids for i in probe], k)
-        drops = deletion_drops(_class_probability(model, preprocess.pad_id, device), cases, k)
-        faithfulness.append({"method": other, "k": k, **drops})
-
-    target = _fresh_folder(folder.path)
+    if sentence is not None and not 0 <= sentence < len(segments):
+        raise UsageError(f"--sentence {sentence}: the test split has sentences 0..{len(segments) - 1}")
+    target = _fresh_folder(folder.path)  # before the work: a folder that cannot be written fails at once
     try:
+        say(f"{method}: scoring {len(texts):,} test sentences")
+        chosen = explained(scores_of(method, range(len(texts))))
+        ranks = rank_tokens(chosen, preprocess.classes, min_count=min_count, top=top)
+
+        probe = _sample([t.index for t in chosen if t.predicted == t.label], samples)
+        faithfulness = []
+        for other in available:
+            say(f"faithfulness of {other}: deleting {k} words from up to {len(probe):,} sentences")
+            cases = deletions(explained(scores_of(other, probe)), [segments[i].ids for i in probe], k)
+            drops = deletion_drops(_class_probability(model, preprocess.pad_id, device), cases, k)
+            faithfulness.append({"method": other, "k": k, **drops})
+
         write_tokens(target, ranks, method, classes=preprocess.classes)
         charts = write_bar_charts(target, ranks, preprocess.classes, method=method)
         if "cls" in available:
@@ -145,8 +147,6 @@ def _class_probability(model: torch.nn.Module, pad_id: int, device: torch.device
 
 
 def _write_attention_maps(model, segments, index: int, pad_id: int, device: torch.device, folder: Path) -> None:
-    if not 0 <= index < len(segments):
-        raise UsageError(f"--sentence {index}: the test split has sentences 0..{len(segments) - 1}")
     segment = segments[index]
     with torch.inference_mode():
         _, attentions = model(torch.tensor([segment.ids], device=device), return_attention=True)
