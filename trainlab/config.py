@@ -108,6 +108,29 @@ class EarlyStoppingConfig(Section):
     restore_best_weights: bool = Field(True, description="end with the weights of the best epoch")
 
 
+class TransferConfig(Section):
+    """Training a pretrained backbone with a new head (models with a backbone: vgg16, efficientnet_lite0)."""
+
+    freeze: Literal["none", "backbone"] = Field(
+        "none", description="backbone: only the head trains; the backbone's weights and batch-norm statistics stay fixed"
+    )
+    unfreeze_at_epoch: int | None = Field(
+        None, ge=2, description="with freeze: backbone, the epoch (1-based) from which the whole model trains"
+    )
+    backbone_lr_factor: float = Field(
+        1.0, gt=0, le=1, description="the backbone's learning rate is the optimizer's times this (discriminative rates)"
+    )
+    cache_features: bool = Field(
+        True, description="a backbone frozen for the whole run, without augmentation: compute its outputs once"
+    )
+
+    @pydantic.model_validator(mode="after")
+    def _unfreeze_needs_freeze(self) -> TransferConfig:
+        if self.unfreeze_at_epoch is not None and self.freeze != "backbone":
+            raise ValueError("unfreeze_at_epoch needs freeze: backbone (the backbone trains from the start otherwise)")
+        return self
+
+
 class ExperimentConfig(Section):
     name: str | None = Field(None, description="run name, the prefix of the run folder; default: preset or file name")
     seed: int = Field(0, description="seeds Python, NumPy and torch, the split and the shuffling; -2**63..2**64-1")
@@ -137,6 +160,7 @@ class ExperimentConfig(Section):
         default_factory=dict, description="batched augmentation of training images (`trainlab list augment`)"
     )
     model: ModelConfig = Field(default_factory=ModelConfig)
+    transfer: TransferConfig = Field(default_factory=TransferConfig)
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
     loss: LossConfig = Field(default_factory=LossConfig)

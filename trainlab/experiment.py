@@ -20,6 +20,8 @@ from torch import nn
 from trainlab.config import ConfigSource, ExperimentConfig
 from trainlab.build import as_config_error, build_model, build_optimizer, load_data
 from trainlab.data import PreparedData
+from trainlab.data.features import FeatureLoader, cached_features
+from trainlab.data.loader import ArrayLoader
 from trainlab.engine.callbacks import (
     Checkpointer,
     LRSchedule,
@@ -28,6 +30,7 @@ from trainlab.engine.callbacks import (
     ProgressBar,
     StopAtStepEnd,
     TensorBoardLogger,
+    UnfreezeBackbone,
 )
 from trainlab.engine.checkpoint import load_checkpoint, restore
 from trainlab.engine.device import Placement, resolve_placement
@@ -83,6 +86,8 @@ def build_callbacks(
         callbacks.insert(0, PenaltyTerms(reg.l1, reg.l2))
     if reg.clip_grad_norm or reg.clip_grad_value:
         callbacks.append(GradientClipping(reg.clip_grad_norm, reg.clip_grad_value))
+    if config.transfer.unfreeze_at_epoch is not None:
+        callbacks.append(UnfreezeBackbone(config.transfer.unfreeze_at_epoch))
     callbacks.append(LRSchedule(experiment.scheduler))
     callbacks.append(MetricsCSV(folder.path / "metrics.csv"))
     if stop.enabled:
@@ -161,12 +166,16 @@ def _train_in_folder(
     for line in data.write_records(folder.path, experiment.model):
         console.print(line, highlight=False, soft_wrap=True, markup=False)
 
+    train_loader, val_loader = data.train, data.val
+    features = _frozen_features(config, experiment, console)
+    if features is not None:
+        train_loader, val_loader = features
     callbacks = [*build_callbacks(config, experiment, folder, console, threads), *extra_callbacks]
     tensorboard = next(cb for cb in callbacks if isinstance(cb, TensorBoardLogger))
     checkpointer = next(cb for cb in callbacks if isinstance(cb, Checkpointer))
     stopper = next((cb for cb in callbacks if isinstance(cb, EarlyStopping)), None)
     trainer = Trainer(
-        experiment.model, experiment.optimizer, experiment.loss_fn, data.train, data.val,
+        experiment.model, experiment.optimizer, experiment.loss_fn, train_loader, val_loader,
         epochs=config.epochs, placement=experiment.placement, callbacks=callbacks,
     )  # fmt: skip
     if state is not None:
@@ -182,7 +191,11 @@ def _train_in_folder(
         **({"init_from": str(init_from), "started_at_epoch": trainer.epoch} if init_from else {}),
     )  # fmt: skip
     try:
-        trainer.fit()
+        experiment.model.inputs_are_features = features is not None
+        try:
+            trainer.fit()
+        finally:
+            experiment.model.inputs_are_features = False  # the model is tested, saved and loaded on images
         seconds = time.perf_counter() - started
         tested_epoch = trainer.epoch
         if config.test_checkpoint == "best" and (folder.checkpoints / "best.pt").is_file():
@@ -218,6 +231,32 @@ def _train_in_folder(
         _write_closing_files(folder, tensorboard, trainer.history)
     console.print(f"report: {folder.path / 'report.html'}", highlight=False, soft_wrap=True)
     return folder
+
+
+def _frozen_features(config: ExperimentConfig, experiment: Experiment, console: Console) -> tuple[FeatureLoader, FeatureLoader] | None:
+    """Training and validation loaders of a frozen backbone's features, computed once (or read from the cache),
+    when the backbone stays frozen for the whole run and no augmentation changes the images; else None."""
+    transfer, data, model = config.transfer, experiment.data, experiment.model
+    if transfer.freeze != "backbone" or transfer.unfreeze_at_epoch is not None or not transfer.cache_features:
+        return None
+    if not isinstance(data.train, ArrayLoader):
+        return None
+    say = lambda line: console.print(line, highlight=False, soft_wrap=True, markup=False)  # noqa: E731
+    if data.train.augment is not None:
+        say("features of the frozen backbone are not cached: augmentation changes the images every epoch, "
+            "so the backbone runs at every step")  # fmt: skip
+        return None
+    started = time.perf_counter()
+    loaders, reused = [], []
+    for split in (data.train, data.val):
+        features, cached = cached_features(model, split, experiment.placement, say)
+        loaders.append(FeatureLoader(features, split))
+        reused.append(cached)
+    count = len(data.train.labels) + len(data.val.labels)
+    how = "read from the cache" if all(reused) else "computed once by the frozen backbone"
+    say(f"features of {count:,} training and validation images {how} in {time.perf_counter() - started:.1f} s; "
+        f"the head trains on them ({tuple(loaders[0].features.shape[1:])} per image)")
+    return loaders[0], loaders[1]
 
 
 def _write_closing_files(folder: RunFolder, tensorboard: TensorBoardLogger, history: list[dict]) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -25,11 +25,12 @@ def prepare(
     dataset: ImageDataset | TextDataset, *, batch_size: int, eval_batch_size: int, val_size: float, split_seed: int,
     seed: int, device: torch.device, channels_last: bool,
     augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None, name: str = "",
-    tokenizer: PieceTokenizer | None = None,
+    tokenizer: PieceTokenizer | None = None, normalisation: tuple[Sequence[float], Sequence[float]] | None = None,
 ) -> PreparedData:  # fmt: skip
     """A built dataset's split, statistics and loaders, whatever its kind; `name` is the config's, for messages.
 
-    `tokenizer` is the model's own (a pretrained transformer's word pieces): texts are then tokenized by it."""
+    `tokenizer` is the model's own (a pretrained transformer's word pieces): texts are then tokenized by it.
+    `normalisation` is a pretrained image model's (mean, std) per channel: images are normalised with it."""
     splits = dict(batch_size=batch_size, eval_batch_size=eval_batch_size, val_size=val_size, split_seed=split_seed,
                   seed=seed, device=device)  # fmt: skip
     if tokenizer is not None and not isinstance(dataset, TextDataset):
@@ -40,7 +41,10 @@ def prepare(
         if tokenizer is not None:
             return prepare_piece_data(dataset, tokenizer, **splits)
         return prepare_text_data(dataset, **splits)
-    return prepare_data(dataset, **splits, channels_last=channels_last, augment=augment)
+    if normalisation is not None and len(normalisation[0]) != dataset.image_shape[0]:
+        raise ConfigError(f"the model's pretrained weights take {len(normalisation[0])}-channel images; dataset '{name}' "
+                          f"has {dataset.image_shape[0]}-channel images")  # fmt: skip
+    return prepare_data(dataset, **splits, channels_last=channels_last, augment=augment, normalisation=normalisation)
 
 
 def prepare_test(

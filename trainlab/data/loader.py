@@ -173,11 +173,14 @@ def prepare_data(
     dataset: ImageDataset, *, batch_size: int, eval_batch_size: int, val_size: float, split_seed: int, seed: int,
     device: torch.device, channels_last: bool,
     augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
+    normalisation: tuple[Sequence[float], Sequence[float]] | None = None,
 ) -> ImageData:  # fmt: skip
+    """Split, normalise (with `normalisation`, a pretrained model's (mean, std), else the training split's
+    statistics) and batch an image dataset on `device`."""
     train_idx, val_idx = split_indices(np.asarray(dataset.train.labels), val_size, split_seed)
     train = ImageArrays(dataset.train.images[train_idx], dataset.train.labels[train_idx])  # fancy indexing copies
     val = ImageArrays(dataset.train.images[val_idx], dataset.train.labels[val_idx])
-    preprocess = ImagePreprocess(dataset.classes, dataset.image_shape, *channel_stats(train.images))
+    preprocess = ImagePreprocess(dataset.classes, dataset.image_shape, *(normalisation or channel_stats(train.images)))
 
     def loader(arrays: ImageArrays, size: int, shuffle: bool, augment=None) -> ArrayLoader:
         return array_loader(arrays, preprocess, size, device=device, channels_last=channels_last, shuffle=shuffle,

@@ -58,6 +58,19 @@ class LRSchedule(Callback):
         self.scheduler.load_state_dict(state)
 
 
+class UnfreezeBackbone(Callback):
+    """A pretrained backbone frozen until epoch `epoch` (1-based), then trained with the head. The state follows
+    from the epoch alone, so a resumed run is frozen or not as the original was."""
+
+    def __init__(self, epoch: int):
+        self.epoch = epoch
+
+    def on_train_epoch_start(self, trainer: Trainer) -> None:
+        frozen = trainer.epoch + 1 < self.epoch  # trainer.epoch: epochs completed
+        if trainer.model.backbone_frozen != frozen:
+            trainer.model.freeze_backbone(frozen)
+
+
 class MetricsCSV(Callback):
     """metrics.csv: one row per epoch, rewritten whole (and atomically) after each epoch."""
 

@@ -83,13 +83,18 @@ NoDecay = Literal["bias", "norm"]
 _NORMS = (torch.nn.LayerNorm, torch.nn.GroupNorm, torch.nn.modules.batchnorm._BatchNorm, torch.nn.RMSNorm)
 
 
-def parameter_groups(model: torch.nn.Module, *, no_decay: Iterable[NoDecay] = (), layer_decay: float = 1.0) -> list[dict]:
+def parameter_groups(
+    model: torch.nn.Module, *, no_decay: Iterable[NoDecay] = (), layer_decay: float = 1.0,
+    backbone: Iterable[torch.nn.Parameter] = (), backbone_lr_factor: float = 1.0,
+) -> list[dict]:  # fmt: skip
     """The trainable parameters as optimizer groups. `no_decay` names the kinds that get weight_decay 0 (biases,
     normalisation weights); `layer_decay` < 1 needs the model's `layer_groups()` (input first; parameters in
-    none of them form the top level) and sets each
-    group's `lr_scale`, which `scale_learning_rates` applies once the optimizer holds its base rate."""
+    none of them form the top level); the `backbone` parameters (a pretrained backbone's, kept even while
+    frozen, so that unfreezing needs no new optimizer) get `backbone_lr_factor` times the rate. Each group's
+    `lr_scale` is applied by `scale_learning_rates` once the optimizer holds its base rate."""
     no_decay = set(no_decay)
     norm_params = {id(p) for m in model.modules() if isinstance(m, _NORMS) for p in m.parameters(recurse=False)}
+    in_backbone = {id(p) for p in backbone}
 
     def exempt(name: str, param: torch.nn.Parameter) -> bool:
         return ("bias" in no_decay and name.endswith("bias")) or ("norm" in no_decay and id(param) in norm_params)
@@ -104,16 +109,17 @@ def parameter_groups(model: torch.nn.Module, *, no_decay: Iterable[NoDecay] = ()
     else:
         raise ValueError(f"layer_decay needs a model made of layers ({type(model).__name__} has no layer_groups); leave it at 1")
     depth = {id(p): len(levels) - 1 - level for level, params in enumerate(levels) for p in params}
-    groups: dict[tuple[int, bool], dict] = {}
+    groups: dict[tuple[bool, int, bool], dict] = {}
     for name, param in model.named_parameters():
-        if not param.requires_grad:
-            continue  # frozen: the optimizer never sees it
-        key = (depth.get(id(param), 0), exempt(name, param))
-        group = groups.setdefault(key, {"params": [], "lr_scale": layer_decay ** key[0]})
-        if key[1]:
+        if not param.requires_grad and id(param) not in in_backbone:
+            continue  # frozen for good: the optimizer never sees it
+        key = (id(param) in in_backbone, depth.get(id(param), 0), exempt(name, param))
+        scale = layer_decay ** key[1] * (backbone_lr_factor if key[0] else 1.0)
+        group = groups.setdefault(key, {"params": [], "lr_scale": scale})
+        if key[2]:
             group["weight_decay"] = 0.0
         group["params"].append(param)
-    return [groups[key] for key in sorted(groups)]  # the top layer first: metrics.csv logs the first group's rate
+    return [groups[key] for key in sorted(groups)]  # the head's top layer first: metrics.csv logs the first group's rate
 
 
 def scale_learning_rates(optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:

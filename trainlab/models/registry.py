@@ -13,6 +13,9 @@ PIECE_MODEL_INPUTS = ("pieces", "num_classes", "load_pretrained")
 MODELS = Registry("models")
 # model name -> the function that builds the tokenizer its data must be prepared with, from the model's config arguments
 _TOKENIZERS: dict[str, Callable[[dict[str, Any]], Any]] = {}
+# model name -> the (mean, std) per channel on the 0..255 scale its pretrained weights expect, from its config arguments
+_NORMALISATIONS: dict[str, Callable[[dict[str, Any]], Normalisation | None]] = {}
+Normalisation = tuple[tuple[float, ...], tuple[float, ...]]
 
 
 def fits(name: str, inputs: Iterable[str]) -> bool:
@@ -39,4 +42,21 @@ def reads_with(model_name: str) -> Callable[[Callable[[dict[str, Any]], Any]], C
 def model_tokenizer(name: str, args: dict[str, Any]) -> Any | None:
     """The tokenizer model `name` brings for its data (built from its config arguments), or None when it has none."""
     function = _TOKENIZERS.get(name)
+    return function(args) if function is not None else None
+
+
+def normalises_with(model_name: str) -> Callable[[Callable[[dict[str, Any]], Normalisation | None]], Callable]:
+    """Decorator: `function(model_args)` gives the input normalisation model `model_name`'s pretrained weights were
+    trained with ((mean, std) per channel, 0..255 scale), or None when the data's own statistics apply."""
+
+    def decorator(function: Callable[[dict[str, Any]], Normalisation | None]) -> Callable:
+        _NORMALISATIONS[model_name] = function
+        return function
+
+    return decorator
+
+
+def model_normalisation(name: str, args: dict[str, Any]) -> Normalisation | None:
+    """The normalisation model `name` asks of its images (its pretrained weights'), or None: the training split's."""
+    function = _NORMALISATIONS.get(name)
     return function(args) if function is not None else None

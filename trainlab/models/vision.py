@@ -9,7 +9,10 @@ from pydantic import Field
 from torch import Tensor, nn
 
 from trainlab.models.layers import ACTIVATIONS, Activation, Probability
-from trainlab.models.registry import IMAGE_MODEL_INPUTS, MODELS
+from trainlab.models.registry import IMAGE_MODEL_INPUTS, MODELS, Normalisation, normalises_with
+from trainlab.models.transfer import TransferModel, resize_to
+from trainlab.models.weight_files import find_weights
+from trainlab.models.weights import load_imagenet_weights
 
 
 @MODELS.register(injected=IMAGE_MODEL_INPUTS)
@@ -133,29 +136,56 @@ def preact_resnet(
 _VGG16_LAYOUT = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"]
 
 
-class VGG(nn.Module):
-    """torchvision's VGG: `features`, a 7x7 adaptive average pool, then the `classifier`, with its state-dict keys."""
+class VGG(TransferModel):
+    """torchvision's VGG: `features`, a 7x7 adaptive average pool, then the `classifier`, with its state-dict keys.
 
-    def __init__(self, features: nn.Sequential, classifier: nn.Sequential):
+    For transfer learning the convolutions are the backbone and the classifier is the head; its last layer is
+    the new one (the one that maps to the dataset's classes)."""
+
+    def __init__(self, features: nn.Sequential, classifier: nn.Sequential, input_size: int | None = None):
         super().__init__()
         self.features = features
         self.avgpool = nn.AdaptiveAvgPool2d((7, 7))
         self.classifier = classifier
+        self.input_size = input_size
 
-    def forward(self, x: Tensor) -> Tensor:
-        x = self.avgpool(self.features(x))  # (B, 512, 7, 7) whatever the image size
+    def extract(self, x: Tensor) -> Tensor:
+        return self.features(resize_to(x, self.input_size))  # (B, 512, H/32, W/32)
+
+    def classify(self, features: Tensor) -> Tensor:
+        x = self.avgpool(features)  # (B, 512, 7, 7) whatever the image size
         return self.classifier(torch.flatten(x, 1))  # (B, 25088) -> (B, classes)
 
+    def head_modules(self) -> list[nn.Module]:
+        return [self.classifier]
 
-@MODELS.register(injected=IMAGE_MODEL_INPUTS)
+    def new_layers(self) -> list[nn.Module]:
+        return [self.classifier[-1]]
+
+
+# torchvision's ImageNet statistics (0..1 scale), which its VGG weights were trained with.
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+@normalises_with("vgg16")
+def _vgg16_normalisation(args: dict) -> Normalisation | None:
+    if args.get("weights") is None:
+        return None  # from scratch: the data's own statistics
+    return tuple(255 * m for m in IMAGENET_MEAN), tuple(255 * s for s in IMAGENET_STD)
+
+
+@MODELS.register(injected=(*IMAGE_MODEL_INPUTS, "load_pretrained"))
 def vgg16(
     *,
     in_channels: int,
     num_classes: int,
     image_size: tuple[int, int],
+    load_pretrained: bool = True,
     hidden: Annotated[int, Field(gt=0)] = 4096,
     dropout: Probability = 0.5,
     batchnorm: bool = False,
+    weights: str | None = None,
+    input_size: Annotated[int, Field(ge=32)] | None = None,
 ) -> VGG:
     """VGG16 (Simonyan & Zisserman 2014) with torchvision's layout, state-dict keys and initialisation.
 
@@ -163,10 +193,17 @@ def vgg16(
     FC `hidden`, FC to the classes, each hidden FC followed by ReLU and dropout. With 3 channels,
     1000 classes and the defaults it is torchvision's `vgg16` (138,357,544 parameters), so its
     published weights load into it; `batchnorm: true` is `vgg16_bn`.
+
+    `weights`: "imagenet" (torchvision's file, from $TRAINLAB_WEIGHTS, torch's hub cache or a download) or a
+    file's path; the classifier's last layer is then new for the dataset's classes (kept with 1000 classes).
+    `input_size` resizes the images to that square inside the model (ImageNet weights saw 224x224).
     """
-    if min(image_size) < 32:
-        height, width = image_size
-        raise ValueError(f"vgg16 needs images of at least 32x32 pixels (five 2x2 max-pools), got {height}x{width}")
+    height, width = (input_size, input_size) if input_size else image_size
+    if min(height, width) < 32:
+        raise ValueError(f"vgg16 needs images of at least 32x32 pixels (five 2x2 max-pools), got {height}x{width}; "
+                         "input_size resizes them")  # fmt: skip
+    if weights is not None and in_channels != 3:
+        raise ValueError(f"weights: ImageNet weights take colour images (3 channels), got {in_channels}")
     layers: list[nn.Module] = []
     channels = in_channels
     for step in _VGG16_LAYOUT:
@@ -181,9 +218,9 @@ def vgg16(
     classifier = nn.Sequential(
         nn.Linear(channels * 7 * 7, hidden), nn.ReLU(inplace=True), nn.Dropout(dropout),
         nn.Linear(hidden, hidden), nn.ReLU(inplace=True), nn.Dropout(dropout),
-        nn.Linear(hidden, num_classes),
+        nn.Linear(hidden, 1000 if weights is not None else num_classes),
     )  # fmt: skip
-    model = VGG(nn.Sequential(*layers), classifier)
+    model = VGG(nn.Sequential(*layers), classifier, input_size)
     for module in model.modules():  # torchvision's initialisation
         if isinstance(module, nn.Conv2d):
             nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
@@ -194,4 +231,14 @@ def vgg16(
         elif isinstance(module, nn.Linear):
             nn.init.normal_(module.weight, 0, 0.01)
             nn.init.zeros_(module.bias)
+    if weights is not None:
+        if load_pretrained:  # built from a run folder, the checkpoint holds the weights
+            load_imagenet_weights(model, find_weights(weights, "vgg16_bn" if batchnorm else "vgg16"))
+        model.weights_loaded = True
+        if num_classes != 1000:  # a new last layer for the dataset's classes, drawn as torchvision draws it
+            model.classifier[-1] = nn.Linear(hidden, num_classes)
+            nn.init.normal_(model.classifier[-1].weight, 0, 0.01)
+            nn.init.zeros_(model.classifier[-1].bias)
+        else:
+            model.imagenet_head = True
     return model
