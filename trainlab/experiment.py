@@ -166,16 +166,12 @@ def _train_in_folder(
     for line in data.write_records(folder.path, experiment.model):
         console.print(line, highlight=False, soft_wrap=True, markup=False)
 
-    train_loader, val_loader = data.train, data.val
-    features = _frozen_features(config, experiment, console)
-    if features is not None:
-        train_loader, val_loader = features
     callbacks = [*build_callbacks(config, experiment, folder, console, threads), *extra_callbacks]
     tensorboard = next(cb for cb in callbacks if isinstance(cb, TensorBoardLogger))
     checkpointer = next(cb for cb in callbacks if isinstance(cb, Checkpointer))
     stopper = next((cb for cb in callbacks if isinstance(cb, EarlyStopping)), None)
     trainer = Trainer(
-        experiment.model, experiment.optimizer, experiment.loss_fn, train_loader, val_loader,
+        experiment.model, experiment.optimizer, experiment.loss_fn, data.train, data.val,
         epochs=config.epochs, placement=experiment.placement, callbacks=callbacks,
     )  # fmt: skip
     if state is not None:
@@ -191,6 +187,9 @@ def _train_in_folder(
         **({"init_from": str(init_from), "started_at_epoch": trainer.epoch} if init_from else {}),
     )  # fmt: skip
     try:
+        features = _frozen_features(config, experiment, console)  # minutes for a big backbone: interruptible
+        if features is not None:
+            trainer.train_loader, trainer.val_loader = features
         experiment.model.inputs_are_features = features is not None
         try:
             trainer.fit()
@@ -247,12 +246,13 @@ def _frozen_features(config: ExperimentConfig, experiment: Experiment, console: 
             "so the backbone runs at every step")  # fmt: skip
         return None
     started = time.perf_counter()
+    count = len(data.train.labels) + len(data.val.labels)
+    say(f"features of the frozen backbone: {count:,} training and validation images, once")
     loaders, reused = [], []
     for split in (data.train, data.val):
         features, cached = cached_features(model, split, experiment.placement, say)
         loaders.append(FeatureLoader(features, split))
         reused.append(cached)
-    count = len(data.train.labels) + len(data.val.labels)
     how = "read from the cache" if all(reused) else "computed once by the frozen backbone"
     say(f"features of {count:,} training and validation images {how} in {time.perf_counter() - started:.1f} s; "
         f"the head trains on them ({tuple(loaders[0].features.shape[1:])} per image)")

@@ -3,6 +3,7 @@
 import csv
 import json
 import hashlib
+from pathlib import Path
 
 import pytest
 import torch
@@ -17,6 +18,7 @@ from trainlab.engine.step import training_step
 from trainlab.errors import ConfigError, UsageError
 from trainlab.experiment import run_experiment
 from trainlab.models import MODELS
+from trainlab.models import weight_files
 from trainlab.models.init import initialize
 from trainlab.models.registry import IMAGE_MODEL_INPUTS
 from trainlab.models.transfer import TransferModel
@@ -205,9 +207,7 @@ def test_vgg16_finds_imagenet_weights_in_trainlab_weights(tmp_path, monkeypatch)
     published = MODELS.build("vgg16", num_classes=1000, **VGG).state_dict()
     (tmp_path / "weights").mkdir()
     path = write_named_by_digest(published, tmp_path / "weights", "vgg16")
-    monkeypatch.setattr("trainlab.models.weight_files.IMAGENET_WEIGHTS", {
-        "vgg16": __import__("trainlab.models.weight_files", fromlist=["x"]).PublishedWeights(path.name, "https://example.invalid/" + path.name, 1),
-    })  # fmt: skip
+    monkeypatch.setattr(weight_files, "IMAGENET_WEIGHTS", {"vgg16": weight_files.PublishedWeights(path.name, "https://example.invalid/" + path.name, 1)})
     monkeypatch.setenv("TRAINLAB_WEIGHTS", str(tmp_path / "weights"))
     model = MODELS.build("vgg16", num_classes=1000, weights="imagenet", **VGG)
     assert torch.equal(model.features[0].weight, published["features.0.weight"])
@@ -269,3 +269,14 @@ def test_efficientnet_lite0_gets_a_new_head_its_weights_normalisation_and_keeps_
     assert model_normalisation("efficientnet_lite0", {}) == ((127.0,) * 3, (128.0,) * 3)
     assert model_normalisation("efficientnet_lite0", {"weights": None}) is None
     assert model_normalisation("vgg16", {"weights": "imagenet"})[0] == pytest.approx((123.675, 116.28, 103.53))
+
+
+def test_an_interrupt_while_the_features_are_computed_leaves_an_interrupted_run(monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("trainlab.experiment.cached_features", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(*load_config(None, [*TINY[2:], "model.name=tiny_transfer", "epochs=1", "transfer.freeze=backbone"]))
+    (folder,) = Path("runs").iterdir()
+    assert json.loads((folder / "run.json").read_text())["status"] == "interrupted"
