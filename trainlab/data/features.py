@@ -47,11 +47,8 @@ class FeatureLoader:
         return len(self.images)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        n = len(self.labels)
-        generator = seeded_generator(self.images.seed, self.images.epoch)  # ArrayLoader's shuffle, draw for draw
-        order = torch.randperm(n, generator=generator) if self.images.shuffle else torch.arange(n)
-        order = order.to(self.features.device)
-        for start in range(0, n, self.batch_size):
+        order = self.images.epoch_order(seeded_generator(self.images.seed, self.images.epoch)).to(self.features.device)
+        for start in range(0, len(self.labels), self.batch_size):
             index = order[start : start + self.batch_size]
             yield self.features[index], self.labels[index]
 

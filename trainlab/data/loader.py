@@ -115,14 +115,18 @@ class ArrayLoader:
     def __len__(self) -> int:
         return -(-len(self.labels) // self.batch_size)
 
+    def epoch_order(self, generator: torch.Generator) -> torch.Tensor:
+        """The split's positions in this epoch's order (the first draw of the epoch's generator when shuffling)."""
+        n = len(self.labels)
+        if self.shuffle:
+            return torch.randperm(n, generator=generator).to(self.images.device)
+        return torch.arange(n, device=self.images.device)
+
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         n = len(self.labels)
         # Shuffling and augmentation depend on (seed, epoch) alone, so a resumed run replays them.
         generator = seeded_generator(self.seed, self.epoch)
-        if self.shuffle:
-            order = torch.randperm(n, generator=generator).to(self.images.device)
-        else:
-            order = torch.arange(n, device=self.images.device)
+        order = self.epoch_order(generator)
         for start in range(0, n, self.batch_size):
             index = order[start : start + self.batch_size]
             x = self.images[index].permute(0, 3, 1, 2).float().div_(255)  # (B, H, W, C) -> (B, C, H, W) in [0, 1]

@@ -29,34 +29,39 @@ def models_for(inputs: Iterable[str]) -> list[str]:
     return [name for name in MODELS.names() if fits(name, given)]
 
 
-def reads_with(model_name: str) -> Callable[[Callable[[dict[str, Any]], Any]], Callable[[dict[str, Any]], Any]]:
-    """Decorator: `function(model_args)` builds the tokenizer that model `model_name` reads its texts with."""
+ArgsHook = Callable[[dict[str, Any]], Any]
 
-    def decorator(function: Callable[[dict[str, Any]], Any]) -> Callable[[dict[str, Any]], Any]:
-        _TOKENIZERS[model_name] = function
-        return function
 
-    return decorator
+def _declares(table: dict[str, ArgsHook]) -> Callable[[str], Callable[[ArgsHook], ArgsHook]]:
+    """A decorator factory: `@declare(model_name)` files `function(model_args)` in `table` under the model's name."""
+
+    def declare(model_name: str) -> Callable[[ArgsHook], ArgsHook]:
+        def decorator(function: ArgsHook) -> ArgsHook:
+            table[model_name] = function
+            return function
+
+        return decorator
+
+    return declare
+
+
+def _asked(table: dict[str, ArgsHook], name: str, args: dict[str, Any]) -> Any | None:
+    function = table.get(name)
+    return function(args) if function is not None else None
+
+
+# @reads_with(name): `function(model_args)` builds the tokenizer that the model reads its texts with.
+reads_with = _declares(_TOKENIZERS)
+# @normalises_with(name): `function(model_args)` gives the input normalisation the model's pretrained weights were
+# trained with ((mean, std) per channel, 0..255 scale), or None when the data's own statistics apply.
+normalises_with = _declares(_NORMALISATIONS)
 
 
 def model_tokenizer(name: str, args: dict[str, Any]) -> Any | None:
     """The tokenizer model `name` brings for its data (built from its config arguments), or None when it has none."""
-    function = _TOKENIZERS.get(name)
-    return function(args) if function is not None else None
-
-
-def normalises_with(model_name: str) -> Callable[[Callable[[dict[str, Any]], Normalisation | None]], Callable]:
-    """Decorator: `function(model_args)` gives the input normalisation model `model_name`'s pretrained weights were
-    trained with ((mean, std) per channel, 0..255 scale), or None when the data's own statistics apply."""
-
-    def decorator(function: Callable[[dict[str, Any]], Normalisation | None]) -> Callable:
-        _NORMALISATIONS[model_name] = function
-        return function
-
-    return decorator
+    return _asked(_TOKENIZERS, name, args)
 
 
 def model_normalisation(name: str, args: dict[str, Any]) -> Normalisation | None:
     """The normalisation model `name` asks of its images (its pretrained weights'), or None: the training split's."""
-    function = _NORMALISATIONS.get(name)
-    return function(args) if function is not None else None
+    return _asked(_NORMALISATIONS, name, args)
