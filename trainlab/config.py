@@ -123,6 +123,10 @@ class TransferConfig(Section):
     cache_features: bool = Field(
         True, description="a backbone frozen for the whole run, without augmentation: compute its outputs once"
     )
+    compile_backbone: bool = Field(
+        True, description="with cached features: compile the frozen backbone (torch.compile, batch norm folded) for "
+        "the feature and test passes; about 30 s first, then about 1.3x faster on CPU",
+    )
 
     @pydantic.model_validator(mode="after")
     def _unfreeze_needs_freeze(self) -> TransferConfig:

@@ -45,6 +45,8 @@ from trainlab.evaluation.metrics import CONFUSION_PNG
 from trainlab.evaluation.plots import curves_figure, save_figure
 from trainlab.evaluation.report import write_html_report
 from trainlab.inference import Predictor
+from trainlab.models.compiled import CompiledBackbone
+from trainlab.models.transfer import TransferModel
 from trainlab.run_folder import Heartbeat, RunFolder, disk_error, environment
 from trainlab.utils.signals import interruption, mark_reported
 from trainlab.evaluation.model_summary import summarize
@@ -227,6 +229,8 @@ def _train_in_folder(
         _record_failure(folder, e, epochs_completed=trainer.epoch)
         raise
     finally:
+        if isinstance(experiment.model, TransferModel):
+            experiment.model.compiled_backbone = None  # its graph holds the weights as constants
         _write_closing_files(folder, tensorboard, trainer.history)
     console.print(f"report: {folder.path / 'report.html'}", highlight=False, soft_wrap=True)
     return folder
@@ -247,7 +251,10 @@ def _frozen_features(config: ExperimentConfig, experiment: Experiment, console: 
         return None
     started = time.perf_counter()
     count = len(data.train.labels) + len(data.val.labels)
-    say(f"features of the frozen backbone: {count:,} training and validation images, once")
+    if transfer.compile_backbone:  # for these features and for the test pass
+        model.compiled_backbone = CompiledBackbone(model.extract, say)
+    compiled = " (compiled first, about 30 s)" if transfer.compile_backbone else ""
+    say(f"features of the frozen backbone: {count:,} training and validation images, once{compiled}")
     loaders, reused = [], []
     for split in (data.train, data.val):
         features, cached = cached_features(model, split, experiment.placement, say)

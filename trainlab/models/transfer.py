@@ -10,7 +10,7 @@ outputs are then a function of the image alone, so they can be computed once.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 from torch import Tensor, nn
@@ -23,6 +23,7 @@ class TransferModel(nn.Module):
     inputs_are_features: bool = False  # forward takes the backbone's outputs (features computed once), not images
     weights_loaded: bool = False  # pretrained weights fill everything but `new_layers()`
     imagenet_head: bool = False  # the pretrained classifier is kept (1000 ImageNet classes): no layer is new
+    compiled_backbone: Callable[[Tensor], Tensor] | None = None  # `extract` compiled, used under no gradient
 
     def extract(self, x: Tensor) -> Tensor:
         """The backbone's output for a batch of images: what `classify` takes."""
@@ -41,7 +42,13 @@ class TransferModel(nn.Module):
         return self.head_modules()
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.classify(x if self.inputs_are_features else self.extract(x))
+        return self.classify(x if self.inputs_are_features else self.backbone_outputs(x))
+
+    def backbone_outputs(self, x: Tensor) -> Tensor:
+        """`extract(x)`, through the compiled backbone when one is set and no gradient is asked for."""
+        if self.compiled_backbone is None or torch.is_grad_enabled():
+            return self.extract(x)
+        return self.compiled_backbone(x)
 
     @property
     def pretrained_parts(self) -> list[nn.Module]:
