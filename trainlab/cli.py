@@ -318,6 +318,60 @@ def predict(
 
 
 @app.command(cls=Command, epilog="""Examples:
+  trainlab export runs/task1-20261123-101500
+  trainlab export runs/task1-20261123-101500 data.root=/new/place/cifar10-jpeg --checkpoint last
+
+Writes RUN/export/: model.onnx, model.int8.onnx, the run's preprocess.json and export.json.""")
+def export(
+    run_dir: Annotated[Path, typer.Argument(metavar="RUN_FOLDER", help="a finished run folder")],
+    overrides: Annotated[Optional[list[str]], typer.Argument(metavar="[data.KEY=VALUE]...", help="data.* overrides, for data that moved: data.root=/new/place", show_default=False)] = None,
+    checkpoint: Annotated[str, typer.Option(metavar="best|last", help="the checkpoint to export")] = "best",
+    tolerance: Annotated[float, typer.Option(metavar="X", min=0, help="largest absolute logit difference allowed between ONNX Runtime and PyTorch")] = 1e-3,
+    calibration: Annotated[int, typer.Option(metavar="N", min=1, help="training images that calibrate the int8 model of a conv net")] = 512,
+) -> None:
+    """Export a run's model to ONNX (fp32) and int8, each checked on the run's test set.
+
+    The fp32 model is checked against PyTorch on every test input (it fails above --tolerance); conv nets get static int8 quantization calibrated on training images, text models dynamic int8. The test accuracy and size of each model go to RUN/export/export.json."""
+    from trainlab.tools.export import export_run
+
+    if checkpoint not in ("best", "last"):
+        raise UsageError(f"--checkpoint: expected best or last, got '{checkpoint}'")
+    if "=" in str(run_dir) and not run_dir.is_dir():
+        raise UsageError(f"'{run_dir}': the run folder comes first, then key=value overrides: trainlab export RUN data.root=...")
+    result = export_run(run_dir, overrides or [], checkpoint=checkpoint, tolerance=tolerance, calibration=calibration)
+    record = result.record
+    console.print(result.table(), highlight=False, soft_wrap=True, markup=False)
+    console.print(f"ONNX Runtime vs PyTorch: largest logit difference {record['parity']['max_abs_logit_difference']:.2e} "
+                  f"on {record['parity']['inputs']:,} test inputs (tolerance {tolerance:g}); int8: {record['quantization']}",
+                  highlight=False, soft_wrap=True, markup=False)  # fmt: skip
+    console.print(f"export: {result.path}", highlight=False, soft_wrap=True, markup=False)
+
+
+@app.command(cls=Command, epilog="""Examples:
+  trainlab bench runs/task1-20261123-101500
+  trainlab bench runs/task1-20261123-101500 --batch 1 --batch 256 --threads 1
+
+Needs `trainlab export RUN` first; writes RUN/export/bench.json.""")
+def bench(
+    run_dir: Annotated[Path, typer.Argument(metavar="RUN_FOLDER", help="an exported run folder")],
+    batch: Annotated[Optional[list[int]], typer.Option(metavar="N", min=1, help="a batch size to time (repeatable); default 1 and 64", show_default=False)] = None,
+    seconds: Annotated[float, typer.Option(metavar="S", min=0.1, help="time spent on each batch size, all backends together")] = 10.0,
+    threads: Annotated[Optional[int], typer.Option(metavar="N", min=1, help="threads of every backend; default: torch's", show_default=False)] = None,
+) -> None:
+    """Latency (p50, p90, p99) and throughput of a run's model: torch fp32 and bf16, ONNX Runtime fp32 and int8.
+
+    The backends take turns call by call after uncounted warm-up calls, all on the same number of threads."""
+    from trainlab.tools.bench import bench_run
+
+    result = bench_run(run_dir, batch or [1, 64], seconds, threads)
+    record = result.record
+    console.print(f"{record['cpu']} ({', '.join(record['cpu_flags']) or 'no AVX-512/VNNI/AMX flags'}), {record['threads']} threads",
+                  highlight=False, soft_wrap=True, markup=False)  # fmt: skip
+    console.print(result.table(), highlight=False, soft_wrap=True, markup=False)
+    console.print(f"results: {result.path}", highlight=False, soft_wrap=True, markup=False)
+
+
+@app.command(cls=Command, epilog="""Examples:
   trainlab explain runs/minilm-20261201-101500
   trainlab explain runs/minilm-20261201-101500 --method rollout --top 20
   trainlab explain runs/lstm_glove-20261201-101500              # gradient x input

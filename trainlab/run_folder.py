@@ -11,7 +11,6 @@ import socket
 import subprocess
 import sys
 import time
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from trainlab.engine.loop import Callback, Trainer
 from trainlab.errors import TrainlabError, UsageError
 from trainlab.run_records import RUN_JSON, read_run_record
 from trainlab.utils.io import remove_stale_temporaries, write_json, write_text
+from trainlab.utils.machine import cpu_name, package_version
 from trainlab.utils.processes import pid_alive
 
 STATUSES = ("running", "finished", "interrupted", "failed")
@@ -225,23 +225,6 @@ def _git_commit() -> str | None:
         return None
 
 
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def _version(package: str) -> str | None:
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return None
-
-
 def environment(seed: int, placement: Any) -> dict[str, Any]:
     """Everything that could change a result: versions, hardware, threads, commit, seed, command line."""
     from trainlab.engine.device import cpu_has_bf16
@@ -249,8 +232,8 @@ def environment(seed: int, placement: Any) -> dict[str, Any]:
     return {
         "python": platform.python_version(),
         "platform": platform.platform(),
-        "packages": {p: _version(p) for p in ("trainlab", "torch", "numpy", "scikit-learn", "pillow", "pydantic")},
-        "cpu": _cpu_name(),
+        "packages": {p: package_version(p) for p in ("trainlab", "torch", "numpy", "scikit-learn", "pillow", "pydantic")},
+        "cpu": cpu_name(),
         "cpu_count": os.cpu_count(),
         "cpu_bf16": cpu_has_bf16(),
         "torch_threads": torch.get_num_threads(),

@@ -30,7 +30,7 @@ from trainlab.evaluation.plots import save_figure
 from trainlab.inference import Predictor
 from trainlab.run_folder import RunFolder
 from trainlab.tools.evaluate import check_data_overrides, load_test_split
-from trainlab.utils.io import remove_stale_temporaries, temporary_name, write_json
+from trainlab.utils.io import fresh_folder, publish_folder, write_json
 
 EXPLAIN_DIR = "explain"
 METHODS_HELP = attribution.METHODS
@@ -95,7 +95,7 @@ def explain_run(
 
     if sentence is not None and not 0 <= sentence < len(segments):
         raise UsageError(f"--sentence {sentence}: the test split has sentences 0..{len(segments) - 1}")
-    target = _fresh_folder(folder.path)  # before the work: a folder that cannot be written fails at once
+    target = fresh_folder(folder.path, EXPLAIN_DIR)  # before the work: a folder that cannot be written fails at once
     try:
         say(f"{method}: scoring {len(texts):,} test sentences")
         chosen = explained(scores_of(method, range(len(texts))))
@@ -122,7 +122,7 @@ def explain_run(
         write_page(target, title=f"{folder.path.name}: {name}, {method}", method=method, texts=chosen,
                    classes=preprocess.classes, ranks=ranks, faithfulness=faithfulness, bar_charts=charts,
                    description=DESCRIPTIONS[method])  # fmt: skip
-        final = _publish(target, folder.path / EXPLAIN_DIR)
+        final = publish_folder(target, folder.path / EXPLAIN_DIR)
     except BaseException:
         shutil.rmtree(target, ignore_errors=True)
         raise
@@ -153,25 +153,3 @@ def _write_attention_maps(model, segments, index: int, pad_id: int, device: torc
     labels = (["[CLS]"] * model.attention_offset) + segment.pieces
     save_figure(attention_maps_figure([a[0].float().cpu() for a in attentions], labels, title=f"test sentence {index}"),
                 folder / f"attention-{index}.png")  # fmt: skip
-
-
-def _fresh_folder(run: Path) -> Path:
-    """A new temporary folder in the run folder (one a killed explain left is removed), renamed to explain/ once complete."""
-    remove_stale_temporaries(run)
-    target = run / temporary_name(EXPLAIN_DIR)
-    shutil.rmtree(target, ignore_errors=True)
-    try:
-        target.mkdir()
-    except OSError as e:
-        raise UsageError(f"cannot write into {run}: {e.strerror or e}") from None
-    return target
-
-
-def _publish(target: Path, final: Path) -> Path:
-    """Replace `final` with the completed `target`: the old explanation stays whole until the new one is."""
-    old = final.with_name(temporary_name(f"{final.name}-old"))
-    if final.exists():
-        final.rename(old)
-    target.rename(final)
-    shutil.rmtree(old, ignore_errors=True)
-    return final

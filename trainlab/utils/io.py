@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from trainlab.errors import UsageError
 from trainlab.utils.processes import pid_alive
 
 
@@ -82,3 +83,26 @@ def write_text(path: str | os.PathLike, text: str) -> None:
 
 def write_json(path: str | os.PathLike, data: Any) -> None:
     write_text(path, json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def fresh_folder(parent: Path, name: str) -> Path:
+    """A new temporary folder for `name` in `parent` (one a killed writer left is removed first), to be renamed
+    onto `name` by `publish_folder` once complete; a UsageError at once if `parent` cannot be written."""
+    remove_stale_temporaries(parent)
+    target = Path(parent) / temporary_name(name)
+    shutil.rmtree(target, ignore_errors=True)
+    try:
+        target.mkdir()
+    except OSError as e:
+        raise UsageError(f"cannot write into {parent}: {e.strerror or e}") from None
+    return target
+
+
+def publish_folder(target: Path, final: Path) -> Path:
+    """Replace `final` with the completed `target`: the old folder stays whole until the new one is."""
+    old = final.with_name(temporary_name(f"{final.name}-old"))
+    if final.exists():
+        final.rename(old)
+    target.rename(final)
+    shutil.rmtree(old, ignore_errors=True)
+    return final
