@@ -360,7 +360,7 @@ def bench(
 ) -> None:
     """Latency (p50, p90, p99) and throughput of a run's model: torch fp32 and bf16, ONNX Runtime fp32 and int8.
 
-    The backends take turns call by call after uncounted warm-up calls, all on the same number of threads."""
+    The backends take turns in blocks of 10 calls after uncounted warm-up calls, all on the same number of threads."""
     from trainlab.tools.bench import bench_run
 
     result = bench_run(run_dir, batch or [1, 64], seconds, threads)

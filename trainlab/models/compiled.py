@@ -3,8 +3,9 @@
 `torch.compile` with Inductor's freezing treats the weights as constants: batch norm is folded into the
 convolutions, activations are fused into them and the weights are packed once for oneDNN. That is safe only
 while the weights cannot change, so a `CompiledBackbone` serves a backbone frozen for the whole run, under
-no gradient. On this 2-core CPU it computes EfficientNet-Lite0's features about 1.3x faster than eager bf16
-at the same batch of 32 (`python -m benchmarks.backbone_speed`), after about 30 s of compilation.
+no gradient. It is an option (`transfer.compile_backbone`), off by default: on this 2-core CPU it computed
+EfficientNet-Lite0's features 0.95-1.3x as fast as eager bf16 at the same batch of 32, after about 30 s of
+compilation (`python -m benchmarks.backbone_speed`); the batch size was the real gain (3x from 256 to 32).
 
 Batches go through in chunks of one fixed size (the last one padded) so that the compiled graph is built
 once, whatever the loader's batch size. If compilation fails (no C++ compiler, an unsupported operator), the

@@ -1,7 +1,7 @@
 """`trainlab bench RUN`: latency and throughput of a run's model on each backend this CPU has.
 
 Backends: torch eager fp32, torch bf16 autocast (where the CPU runs bf16 natively), and the ONNX Runtime
-fp32 and int8 models of `trainlab export`. For each batch size, the backends take turns call by call
+fp32 and int8 models of `trainlab export`. For each batch size, the backends take turns in blocks of 10 calls
 (interleaved, so that a slower period of the machine hits all of them alike) after warm-up calls that are
 not counted; every backend runs on the same number of threads, set explicitly (ONNX Runtime ignores
 OMP_NUM_THREADS). Inputs are the shape preprocessing makes: an image, or token ids of the training texts'
@@ -28,6 +28,7 @@ from trainlab.utils.machine import cpu_flags, cpu_name
 
 BENCH_JSON = "bench.json"
 WARMUP = 5  # calls per backend not counted: allocations, kernel choice, caches
+BLOCK = 10  # calls in a row before the next backend's turn
 
 
 @dataclass
@@ -93,18 +94,21 @@ def bench_run(run_dir: Path, batches: Sequence[int] = (1, 64), seconds: float = 
 
 
 def _interleaved(runners: dict[str, Callable], inputs: torch.Tensor, seconds: float) -> dict[str, list[float]]:
-    """Seconds per call of each runner, the runners taking turns, after WARMUP uncounted calls each; as many
-    rounds as fit in `seconds` (at least 10)."""
+    """Seconds per call of each runner after WARMUP uncounted calls each, the runners taking turns in blocks of
+    BLOCK calls (a block's first call is not counted: the previous runner's threads may still be spinning on
+    the cores); as many calls as fit in `seconds` (at least 10 each)."""
     started = time.perf_counter()
     for _ in range(WARMUP):
         for run in runners.values():
             run(inputs)
     round_time = max((time.perf_counter() - started) / WARMUP, 1e-6)
-    rounds = int(min(max(seconds / round_time, 10), 2000))
+    calls = int(min(max(seconds / round_time, 10), 2000))
     times: dict[str, list[float]] = {name: [] for name in runners}
-    for _ in range(rounds):
+    while any(len(samples) < calls for samples in times.values()):
         for name, run in runners.items():
-            start = time.perf_counter()
-            run(inputs)
-            times[name].append(time.perf_counter() - start)
+            run(inputs)  # the block's settling call
+            for _ in range(min(BLOCK, calls - len(times[name]))):
+                start = time.perf_counter()
+                run(inputs)
+                times[name].append(time.perf_counter() - start)
     return times
