@@ -124,8 +124,8 @@ class TransferConfig(Section):
         True, description="a backbone frozen for the whole run, without augmentation: compute its outputs once"
     )
     compile_backbone: bool = Field(
-        False, description="with cached features: compile the frozen backbone (torch.compile, batch norm folded) for "
-        "the feature and test passes; about 30 s first; on a 2-core CPU no faster than eager in batches of 32",
+        True, description="with cached features: compile the frozen backbone (torch.compile, batch norm folded) for "
+        "the feature and test passes, in batches of 32; about 30 s first; efficientnet_frozen: 304 s instead of 446 s",
     )
 
     @pydantic.model_validator(mode="after")

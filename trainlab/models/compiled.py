@@ -3,9 +3,11 @@
 `torch.compile` with Inductor's freezing treats the weights as constants: batch norm is folded into the
 convolutions, activations are fused into them and the weights are packed once for oneDNN. That is safe only
 while the weights cannot change, so a `CompiledBackbone` serves a backbone frozen for the whole run, under
-no gradient. It is an option (`transfer.compile_backbone`), off by default: on this 2-core CPU it computed
-EfficientNet-Lite0's features 0.95-1.3x as fast as eager bf16 at the same batch of 32, after about 30 s of
-compilation (`python -m benchmarks.backbone_speed`); the batch size was the real gain (3x from 256 to 32).
+no gradient (`transfer.compile_backbone`, on by default). On this 2-core CPU the forward pass alone is
+0.95-1.3x as fast as eager bf16 at the same batch of 32 (`python -m benchmarks.backbone_speed`), but a whole
+`transfer/efficientnet_frozen` run took 290-316 s compiled against 446 s eager: features 264 s eager, about
+200 s compiled with its 30 s of compilation, and the test pass goes through the same chunks of 32 instead of
+the loader's batches of 256.
 
 Batches go through in chunks of one fixed size (the last one padded) so that the compiled graph is built
 once, whatever the loader's batch size. If compilation fails (no C++ compiler, an unsupported operator), the
