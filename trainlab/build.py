@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from trainlab.config import ExperimentConfig, TransferConfig
+from trainlab.config import ExperimentConfig
 from trainlab.data import DATASETS, PreparedData, prepare
 from trainlab.data.augment import build_augment
 from trainlab.engine.device import Placement, resolve_placement
@@ -64,8 +64,8 @@ def build_model(config: ExperimentConfig, inputs: Mapping[str, Any], placement: 
 def apply_transfer(model: nn.Module, config: ExperimentConfig) -> None:
     """transfer.freeze on a model with a pretrained backbone; a ConfigError for a model that has none."""
     transfer = config.transfer
-    if transfer == TransferConfig():
-        return
+    if (transfer.freeze, transfer.unfreeze_at_epoch, transfer.backbone_lr_factor) == ("none", None, 1.0):
+        return  # cache_features and compile_backbone only act on a frozen backbone: harmless on any model
     if not is_transfer_model(model):
         with_backbone = ", ".join(transfer_model_names())
         raise ConfigError(f"transfer.*: model '{config.model.name}' has no backbone and head to train apart; "

@@ -372,6 +372,40 @@ def bench(
 
 
 @app.command(cls=Command, epilog="""Examples:
+  trainlab serve runs/task1-20261123-101500
+  trainlab serve runs/task1-20261123-101500 --port 8080 --backend onnx-int8
+  curl -F file=@cat.jpg localhost:8000/predict
+
+The page at / tests the model live; /v2/... speaks the Open Inference Protocol (KServe, Triton clients).""")
+def serve(
+    run_dir: Annotated[Path, typer.Argument(metavar="RUN_FOLDER", help="a finished run folder")],
+    port: Annotated[int, typer.Option(metavar="N", min=0, max=65535, help="the port to listen on (0: any free port)")] = 8000,
+    host: Annotated[str, typer.Option(metavar="ADDRESS", help="the address to listen on; 0.0.0.0 opens the server to other machines")] = "127.0.0.1",
+    backend: Annotated[str, typer.Option(metavar="auto|torch|onnx|onnx-int8", help="auto: the run's ONNX export when it is of the served checkpoint, else torch")] = "auto",
+    checkpoint: Annotated[str, typer.Option(metavar="best|last", help="the checkpoint to serve")] = "best",
+    threads: Annotated[Optional[int], typer.Option(metavar="N", min=1, help="threads of the model; default: torch's", show_default=False)] = None,
+    max_request_mb: Annotated[float, typer.Option(metavar="MB", min=0.001, help="the largest request body accepted (larger: 413)")] = 10.0,
+    name: Annotated[Optional[str], typer.Option(metavar="NAME", help="the model's name in /v2/models/NAME; default: the run folder's name", show_default=False)] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", help="no line per request")] = False,
+) -> None:
+    """Serve a run's model over HTTP: the Open Inference Protocol v2, POST /predict, and a page for live tests.
+
+    The model is loaded once; it runs on ONNX Runtime when `trainlab export` exported the served checkpoint, else on torch."""
+    from trainlab.serve.server import serve_run
+
+    if checkpoint not in ("best", "last"):
+        raise UsageError(f"--checkpoint: expected best or last, got '{checkpoint}'")
+    if name is not None and (not name or "/" in name or name.strip() != name):
+        raise UsageError(f"--name '{name}': expected a name without '/' or spaces at its ends")
+
+    def announce(line: str) -> None:
+        console.print(line, highlight=False, soft_wrap=True, markup=False)
+
+    serve_run(run_dir, host=host, port=port, backend=backend, checkpoint=checkpoint, threads=threads,
+              max_request_bytes=int(max_request_mb * 1024 * 1024), name=name, access_log=not quiet, announce=announce)  # fmt: skip
+
+
+@app.command(cls=Command, epilog="""Examples:
   trainlab explain runs/minilm-20261201-101500
   trainlab explain runs/minilm-20261201-101500 --method rollout --top 20
   trainlab explain runs/lstm_glove-20261201-101500              # gradient x input

@@ -148,6 +148,9 @@ def test_transfer_options_need_a_model_with_a_backbone():
         build_model(config, {"in_channels": 1, "num_classes": 10, "image_size": (8, 8)})
     with pytest.raises(ConfigError, match="unfreeze_at_epoch needs freeze: backbone"):
         load_config(None, [*TINY, "transfer.unfreeze_at_epoch=2"])
+    # the speed switches change nothing without a frozen backbone: a run folder whose config.yaml has them loads
+    config, _ = load_config(None, [*TINY, "transfer.compile_backbone=false", "transfer.cache_features=false"])
+    build_model(config, {"in_channels": 1, "num_classes": 10, "image_size": (8, 8)})
 
 
 # ------------------------------------------------------------------------------------------------------- vgg16
