@@ -386,6 +386,7 @@ def serve(
     threads: Annotated[Optional[int], typer.Option(metavar="N", min=1, help="threads of the model; default: torch's", show_default=False)] = None,
     max_request_mb: Annotated[float, typer.Option(metavar="MB", min=0.001, help="the largest request body accepted (larger: 413)")] = 10.0,
     name: Annotated[Optional[str], typer.Option(metavar="NAME", help="the model's name in /v2/models/NAME; default: the run folder's name", show_default=False)] = None,
+    workers: Annotated[int, typer.Option(metavar="N", min=1, max=64, help="server processes, each with the model loaded once (about one per core)")] = 1,
     quiet: Annotated[bool, typer.Option("--quiet", help="no line per request")] = False,
 ) -> None:
     """Serve a run's model over HTTP: the Open Inference Protocol v2, POST /predict, and a page for live tests.
@@ -402,7 +403,8 @@ def serve(
         console.print(line, highlight=False, soft_wrap=True, markup=False)
 
     serve_run(run_dir, host=host, port=port, backend=backend, checkpoint=checkpoint, threads=threads,
-              max_request_bytes=int(max_request_mb * 1024 * 1024), name=name, access_log=not quiet, announce=announce)  # fmt: skip
+              max_request_bytes=int(max_request_mb * 1024 * 1024), name=name, access_log=not quiet, announce=announce,
+              workers=workers)  # fmt: skip
 
 
 @app.command(cls=Command, epilog="""Examples:

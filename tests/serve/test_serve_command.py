@@ -10,6 +10,8 @@ import sys
 import time
 import urllib.request
 
+import pytest
+
 from tests.serve.conftest import running_server  # noqa: F401  (the conftest's importorskip applies)
 from trainlab.serve.server import bind
 
@@ -21,8 +23,9 @@ def start(*arguments, env=None):
                             text=True, env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})})  # fmt: skip
 
 
-def test_the_command_serves_and_stops_on_sigterm(serve_runs):
-    server = start(serve_runs["image"], "--port", 0, "--quiet")
+@pytest.mark.parametrize("workers", [1, 2])
+def test_the_command_serves_and_stops_on_sigterm(serve_runs, workers):
+    server = start(serve_runs["image"], "--port", 0, "--quiet", "--workers", workers)
     try:
         line = server.stdout.readline()
         match = re.search(r"at http://127\.0\.0\.1:(\d+)/", line)
@@ -40,11 +43,18 @@ def test_the_command_serves_and_stops_on_sigterm(serve_runs):
                 time.sleep(0.1)
         with urllib.request.urlopen(f"{url}/", timeout=5) as response:
             assert b"<title>trainlab serve</title>" in response.read()
+        assert len(worker_processes(server.pid)) == (workers if workers > 1 else 0)
     finally:
         server.send_signal(signal.SIGTERM)
         _, errors = server.communicate(timeout=30)
     assert server.returncode in (0, 128 + signal.SIGTERM)
     assert "Traceback" not in errors
+
+
+def worker_processes(pid: int) -> list[int]:
+    """The spawned worker processes among a process's children (multiprocessing's resource tracker is not one)."""
+    children = [int(c) for task in os.listdir(f"/proc/{pid}/task") for c in open(f"/proc/{pid}/task/{task}/children").read().split()]
+    return [c for c in children if b"spawn_main" in open(f"/proc/{c}/cmdline", "rb").read()]
 
 
 def test_a_port_in_use_and_a_wrong_backend_are_one_line(serve_runs):

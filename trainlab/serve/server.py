@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import errno
 import importlib.util
+import json
+import os
 import socket
 from collections.abc import Callable
 from pathlib import Path
@@ -32,9 +34,13 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+WORKERS_ENV = "TRAINLAB_SERVE_WORKER"  # how a worker process learns what to serve
+
+
 def serve_run(run_dir: Path, *, host: str, port: int, backend: str, checkpoint: str, threads: int | None,
-              max_request_bytes: int, name: str | None, access_log: bool, announce: Callable[[str], None]) -> None:  # fmt: skip
-    missing = [name for name in ("fastapi", "uvicorn", "multipart") if importlib.util.find_spec(name) is None]
+              max_request_bytes: int, name: str | None, access_log: bool, announce: Callable[[str], None],
+              workers: int = 1) -> None:  # fmt: skip
+    missing = [module for module in ("fastapi", "uvicorn", "multipart") if importlib.util.find_spec(module) is None]
     if missing:
         raise UsageError(f'serving needs fastapi, uvicorn and python-multipart ({", ".join(missing)} missing): pip install -e ".[serve]"')
     import uvicorn
@@ -43,16 +49,36 @@ def serve_run(run_dir: Path, *, host: str, port: int, backend: str, checkpoint: 
     from trainlab.serve.model import ServedModel
 
     served = ServedModel.from_run(run_dir, backend=backend, checkpoint=checkpoint, threads=threads, name=name)
-    app = create_app(served, max_request_bytes=max_request_bytes)
     sock = bind(host, port)
     port = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
+    processes = f", {workers} worker processes" if workers > 1 else ""
     announce(f"serving {served.name} ({served.kind}s, {len(served.classes)} classes; {served.backend}, {served.threads} "
-             f"threads) at http://{shown}:{port}/ : the page at /, /predict, the Open Inference Protocol at /v2, "
+             f"threads{processes}) at http://{shown}:{port}/ : the page at /, /predict, the Open Inference Protocol at /v2, "
              f"the API's docs at /docs; Ctrl-C stops")  # fmt: skip
-    config = uvicorn.Config(app, log_level="info" if access_log else "warning", access_log=access_log,
-                            timeout_graceful_shutdown=5)  # fmt: skip
+    log = {"log_level": "info" if access_log else "warning", "access_log": access_log, "timeout_graceful_shutdown": 5}
     try:
-        uvicorn.Server(config).run(sockets=[sock])
+        if workers == 1:
+            uvicorn.Server(uvicorn.Config(create_app(served, max_request_bytes=max_request_bytes), **log)).run(sockets=[sock])
+            return
+        # Each worker is a fresh process (spawned: no fork of torch's threads) that loads the model once; they share the
+        # socket, and uvicorn's supervisor restarts a worker that dies and stops them all on Ctrl-C or SIGTERM.
+        from uvicorn.supervisors import Multiprocess
+
+        del served
+        os.environ[WORKERS_ENV] = json.dumps({"run_dir": str(run_dir), "backend": backend, "checkpoint": checkpoint,
+                                              "threads": threads, "name": name, "max_request_bytes": max_request_bytes})  # fmt: skip
+        config = uvicorn.Config("trainlab.serve.server:worker_app", factory=True, workers=workers, **log)
+        Multiprocess(config, sockets=[sock]).run()
     finally:
         sock.close()
+
+
+def worker_app():
+    """The app of one worker process, from what `serve_run` put in the environment."""
+    from trainlab.serve.app import create_app
+    from trainlab.serve.model import ServedModel
+
+    options = json.loads(os.environ[WORKERS_ENV])
+    max_request_bytes = options.pop("max_request_bytes")
+    return create_app(ServedModel.from_run(**options), max_request_bytes=max_request_bytes)
