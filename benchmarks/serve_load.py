@@ -276,7 +276,7 @@ def main() -> None:
     }  # fmt: skip
     name = args.run.resolve().name or "default"
     variant = (f"{args.route}{'-binary' if args.route == 'infer' and args.tensors == 'binary' else ''}-{meta['backend']}"
-               f"-w{args.workers}" + (f"-r{args.rate:g}" if args.rate else ""))
+               f"-w{args.workers}-c{args.clients}" + (f"-r{args.rate:g}" if args.rate else ""))
     path = save(f"serve_load-{name}-{variant}", figures)
     record = json.loads(path.read_text())
     record["environment"].update(cpu=cpu_name(), cpu_flags=cpu_flags(), serving_packages={
