@@ -11,7 +11,9 @@ from PIL import Image
 from torch import nn
 
 from trainlab.errors import UsageError
-from trainlab.models.efficientnet import LITE_MEAN, LITE_SCALING, LITE_STD, EfficientNetLite, packaged_weights
+from trainlab.models.efficientnet import (
+    LITE_MEAN, LITE_SCALING, LITE_STD, EfficientNetLite, EfficientNetLite0, packaged_weights,
+)
 from trainlab.models.weights import check_hash_prefix, load_imagenet_weights
 
 CATS = {281, 282, 285}  # ImageNet's tabby, tiger cat, Egyptian cat
@@ -86,6 +88,33 @@ def test_features_are_1280_pooled_channels_and_the_head_maps_them_to_the_classes
     with torch.no_grad():
         assert model.features(x).shape == (3, 1280)
         assert model(x).shape == (3, 7)
+
+
+def test_stage_features_add_the_pooled_outputs_of_the_last_stages_to_what_the_head_reads():
+    from trainlab.data.features import feature_key
+    from trainlab.engine.device import Placement
+    from trainlab.models import MODELS
+
+    torch.manual_seed(0)
+    build = dict(in_channels=3, num_classes=10, image_size=(32, 32), weights=None, input_size=64)
+    plain = MODELS.build("efficientnet_lite0", **build).eval()
+    staged = MODELS.build("efficientnet_lite0", **build, stage_features=3).eval()
+    staged.load_state_dict({k: v for k, v in plain.state_dict().items() if not k.startswith("_fc.")}, strict=False)
+    assert [staged._blocks[i].out_channels for i in staged.stage_ends] == [112, 192, 320]
+    assert staged._fc.in_features == 112 + 192 + 320 + 1280
+    pooled = []
+    for index in staged.stage_ends:
+        staged._blocks[index].register_forward_hook(lambda module, inputs, out: pooled.append(out.mean((2, 3))))
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        features = staged.extract(x)
+        assert torch.allclose(features, torch.cat([*pooled, plain.extract(x)], 1), atol=1e-6)
+        assert staged(x).shape == (2, 10)
+    images = torch.zeros(2, 3, 32, 32, dtype=torch.uint8)
+    placement = Placement(torch.device("cpu"), None, False)
+    assert feature_key(plain, images, placement) != feature_key(staged, images, placement)
+    with pytest.raises(ValueError, match="stage_features must be in"):
+        EfficientNetLite0(10, 0.2, 0.2, None, stage_features=8)
 
 
 def test_drop_connect_acts_in_training_only():

