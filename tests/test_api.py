@@ -72,3 +72,6 @@ def test_mistakes_are_raised_as_the_command_s_errors(tmp_path):
         trainlab.run(quiet=True, epoch=3)
     with pytest.raises(UsageError, match="not a run folder"):
         trainlab.load_run(tmp_path)
+    (tmp_path / "config.yaml").write_text("epochs: 1\n")
+    with pytest.raises(UsageError, match="no test results"):
+        trainlab.load_run(tmp_path).test

@@ -114,11 +114,13 @@ class Run:
         classification report as a DataFrame (precision, recall, F1, support per class and averages)."""
         import pandas as pd
 
+        from trainlab.errors import UsageError
         from trainlab.run_records import read_classification_report
 
         record = self.record
         if record.get("test_acc") is None:
-            raise RuntimeError(f"{self.path} has no test results (status: {record.get('status', 'unknown')})")
+            status = record.get("status", "unknown")
+            raise UsageError(f"{self.path} has no test results (status: {status}); `trainlab eval {self.path}` tests it")
         report = read_classification_report(self.path, missing_ok=True) or {}
         rows = {name: values for name, values in report.items() if isinstance(values, dict)}
         return {
