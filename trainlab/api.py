@@ -140,11 +140,8 @@ class Run:
 
     def predict(self, inputs: Sequence[Any], top: int = 1) -> list[list[tuple[str, float]]]:
         """The `top` classes and their probabilities for each input: texts, image files or PIL images."""
-        predictor = self.predictor()
-        probabilities = predictor.predict(list(inputs))
-        values, indices = probabilities.topk(min(top, probabilities.shape[1]), dim=1)
-        return [[(predictor.classes[i], round(float(p), 6)) for p, i in zip(row_p, row_i)]
-                for row_p, row_i in zip(values.tolist(), indices.tolist())]  # fmt: skip
+        ranked = self.predictor().top_classes(list(inputs), top)
+        return [[(label, round(p, 6)) for label, p in classes] for classes in ranked]
 
     def _repr_html_(self) -> str:
         """Jupyter's view: the headline numbers, the curves and the confusion matrix."""

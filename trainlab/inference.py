@@ -97,6 +97,13 @@ class Predictor:
                   for i in range(0, len(inputs), batch_size)]  # fmt: skip
         return torch.cat(chunks) if chunks else torch.empty(0, len(self.classes))
 
+    def top_classes(self, inputs: Sequence[Any], top: int) -> list[list[tuple[str, float]]]:
+        """The `top` classes of each raw input (or model input) with their probabilities, most probable first."""
+        probabilities = self.predict(inputs)
+        values, indices = probabilities.topk(min(top, len(self.classes)), dim=1)
+        return [[(self.classes[i], p) for i, p in zip(row_indices, row_values)]
+                for row_values, row_indices in zip(values.tolist(), indices.tolist())]  # fmt: skip
+
     def predict_loader(self, loader: Loader) -> tuple[torch.Tensor, torch.Tensor]:
         """Probabilities (N, classes) and labels (N,) of a split, on the CPU, in the split's order."""
         batches = [(self.probabilities(inputs), labels) for inputs, labels in loader]

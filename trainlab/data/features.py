@@ -67,7 +67,7 @@ def feature_key(model: nn.Module, images: torch.Tensor, placement: Placement) ->
     compiled = getattr(model, "compiled_backbone", None) is not None  # the same features up to rounding
     setting = f"{type(model).__qualname__}|{getattr(model, 'input_size', None)}|{placement.precision}|{placement.device.type}"
     setting += "|compiled" if compiled else ""
-    setting += f"|{model.feature_setting}" if getattr(model, "feature_setting", "") else ""
+    setting += f"|{model.feature_setting}" if model.feature_setting else ""
     digest.update(setting.encode())
     digest.update(images.cpu().contiguous().numpy().tobytes())
     return digest.hexdigest()[:32]

