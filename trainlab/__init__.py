@@ -3,9 +3,10 @@
     import trainlab
     run = trainlab.run("workshop/task1", epochs=3, optimizer={"lr": 3e-4})
     run.metrics, run.test, run.predict(["cat.jpg"])
+    run = trainlab.fit(MyNet(), data=(X, y), epochs=5, optimizer="adamw", lr=1e-3)
 """
 
-API = ("run", "load_run", "compare", "Run")
+API = ("run", "fit", "load_run", "compare", "Run")
 
 
 def __getattr__(name: str):  # the Python API loads on first use: the command line does not need it

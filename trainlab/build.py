@@ -13,15 +13,18 @@ from typing import Any
 import torch
 from torch import nn
 
-from trainlab.config import ExperimentConfig
-from trainlab.data import DATASETS, PreparedData, prepare
+from trainlab.config import ExperimentConfig, LossConfig
+from trainlab.data import DATASETS, PreparedData, Preprocess, prepare
 from trainlab.data.augment import build_augment
 from trainlab.engine.device import Placement, resolve_placement
+from trainlab.engine.losses import LOSSES
 from trainlab.engine.optim import OPTIMIZERS, parameter_groups, scale_learning_rates
+from trainlab.engine.tasks import Task, build_task, default_task, output_width
 from trainlab.errors import ConfigError
 from trainlab.models import MODELS, fits, model_normalisation, model_tokenizer, models_for
 from trainlab.models.transfer import is_transfer_model, transfer_model_names
 from trainlab.models.init import initialize
+from trainlab.models.user import is_user_model
 
 
 def load_data(config: ExperimentConfig, placement: Placement | None = None) -> PreparedData:
@@ -40,10 +43,43 @@ def load_data(config: ExperimentConfig, placement: Placement | None = None) -> P
     )  # fmt: skip
 
 
-def build_model(config: ExperimentConfig, inputs: Mapping[str, Any], placement: Placement | None = None) -> nn.Module:
+def resolve_task(config: ExperimentConfig, preprocess: Preprocess) -> Task:
+    """The config's task for this data (auto: regression for numeric targets, else classification). The config is
+    made to say it: `task`, and the loss and monitor when the config left them out, become the task's."""
+    name = default_task(preprocess) if config.task == "auto" else config.task
+    with as_config_error("task", name):
+        task = build_task(name, preprocess)
+        task.outputs(preprocess.model_inputs()["num_classes"])
+    config.task = name
+    if "loss" not in config.model_fields_set:
+        config.loss = LossConfig(name=task.default_loss)
+    if "monitor" not in config.model_fields_set:
+        config.monitor = task.default_monitor
+    for field, monitor in (("monitor", config.monitor), ("early_stopping.monitor", config.early_stopping.monitor)):
+        if monitor.name not in task.monitors:
+            raise ConfigError(f"{field}: {monitor.name} is not a metric of a {name} task; expected one of: {', '.join(task.monitors)}")
+    return task
+
+
+def build_loss(config: ExperimentConfig, task: Task) -> nn.Module:
+    """The config's loss, fed as the task needs (one logit, standardised targets)."""
+    with as_config_error("loss", config.loss.name):
+        injected = {"task": task.name} if "task" in LOSSES.injected(config.loss.name) else {}
+        return task.loss(LOSSES.build(config.loss.name, **injected, **config.loss.args))
+
+
+def build_model(
+    config: ExperimentConfig, inputs: Mapping[str, Any], placement: Placement | None = None, example: torch.Tensor | None = None,
+) -> nn.Module:
     """The config's model, given exactly the injected `inputs` its builder names (PreparedData.model_inputs, or a
-    run's Preprocess.model_inputs), initialised from the global generators as config.init says, and placed."""
+    run's Preprocess.model_inputs), initialised from the global generators as config.init says, and placed.
+
+    A user's model (their file's or object) is first run on two copies of `example`, one input of the data: an output
+    that does not fit the task is refused before training, and lazy layers take their shapes."""
     name = config.model.name
+    if "num_classes" in inputs:  # a binary task's model gives one logit for its two classes
+        with as_config_error("task", config.task):
+            inputs = {**inputs, "num_classes": output_width(config.task, inputs["num_classes"])}
     if not fits(name, inputs):
         missing = ", ".join(sorted(set(MODELS.injected(name)) - set(inputs)))
         fitting = ", ".join(models_for(inputs)) or "none"
@@ -53,12 +89,33 @@ def build_model(config: ExperimentConfig, inputs: Mapping[str, Any], placement: 
         )
     with as_config_error("model", name):
         model = MODELS.build(name, **{key: inputs[key] for key in MODELS.injected(name)}, **config.model.args)
+    if is_user_model(name) and example is not None:
+        check_outputs(model, example, inputs["num_classes"], name)
     model = initialize(model, config.init)
     apply_transfer(model, config)
     if placement is not None:
         memory_format = torch.channels_last if placement.channels_last else torch.preserve_format
         model = model.to(placement.device, memory_format=memory_format)
     return model
+
+
+def check_outputs(model: nn.Module, example: torch.Tensor, expected: int, name: str) -> None:
+    """Refuse a model whose output for a batch of two examples is not (2, `expected`)."""
+    batch = torch.stack([example, example])
+    training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            output = model(batch)
+    except Exception as e:  # the user's forward: show its error, as a config mistake
+        raise ConfigError(f"model '{name}' fails on a batch of the data's inputs {tuple(batch.shape)}: "
+                          f"{type(e).__name__}: {e}") from None  # fmt: skip
+    finally:
+        model.train(training)
+    if not isinstance(output, torch.Tensor) or tuple(output.shape) != (2, expected):
+        got = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
+        raise ConfigError(f"model '{name}' gives outputs of shape {got} for a batch of 2 inputs {tuple(batch.shape[1:])}; "
+                          f"the task needs (2, {expected}): one score per class")  # fmt: skip
 
 
 def apply_transfer(model: nn.Module, config: ExperimentConfig) -> None:

@@ -277,9 +277,10 @@ def evaluate(
         raise UsageError(f"'{run_dir}': the run folder comes first, then key=value overrides: trainlab eval RUN data.root=...")
     evaluation = evaluate_run(run_dir, checkpoint, overrides or [])
     record = evaluation.record
-    console.print(evaluation.results.report_text(), highlight=False, soft_wrap=True, markup=False)
-    console.print(f"test accuracy {record['test_acc']:.4f}, test macro F1 {record['test_macro_f1']:.4f} ({checkpoint} checkpoint, "
-                  f"epoch {record['epoch']}) on {record['data_source']}", highlight=False, soft_wrap=True, markup=False)  # fmt: skip
+    if hasattr(evaluation.results, "report_text"):  # a regression has no classification report
+        console.print(evaluation.results.report_text(), highlight=False, soft_wrap=True, markup=False)
+    console.print(f"{evaluation.results.summary()} ({checkpoint} checkpoint, epoch {record['epoch']}) on {record['data_source']}",
+                  highlight=False, soft_wrap=True, markup=False)  # fmt: skip
     console.print(f"results: {evaluation.path} (the run's own test result in run.json is unchanged)",
                   highlight=False, soft_wrap=True, markup=False)  # fmt: skip
 

@@ -146,8 +146,13 @@ class ExperimentConfig(Section):
     channels_last: Literal["auto"] | bool = Field(
         "auto", description="channels-last memory format for images; auto: on wherever it is faster (bf16 CPU, GPU)"
     )
+    task: Literal["auto", "classification", "binary", "regression"] = Field(
+        "auto", description="what the model learns; auto: regression for numeric targets (tables), else classification; "
+        "binary: two classes, one logit (sigmoid, binary cross-entropy)"
+    )
     monitor: MonitorField = Field(
-        "val/acc", validate_default=True, description="metric that picks checkpoints/best.pt: val/acc, val/loss or val/macro_f1"
+        "val/acc", validate_default=True, description="metric that picks checkpoints/best.pt: val/loss, val/acc or val/macro_f1; "
+        "binary: val/acc, val/f1, val/auc (its default); regression: val/mae (its default), val/rmse, val/r2"
     )
     test_checkpoint: Literal["best", "last"] = Field("best", description="weights evaluated on the test set")
     output_dir: str = Field("runs", description="folder that receives run folders")
@@ -402,26 +407,42 @@ def load_raw_config(
     if not isinstance(raw, dict):
         raise ConfigError(f"{source.path}: expected a mapping of config fields at the top level, got {type(raw).__name__}")
     raw, origin = apply_overrides(raw, overrides or [])
-    _resolve_data_root(raw, source, origin)
+    _resolve_paths(raw, source, origin)
     return raw, source, origin
 
 
-def _resolve_data_root(raw: dict[str, Any], source: ConfigSource, origin: dict[tuple[str, ...], str]) -> None:
-    """Make a relative `data.root` absolute, so the run folder's config.yaml reads the same data from anywhere:
-    relative to the config file's folder when written in it, to the current folder when given as an override
-    (or when that does not exist and $TRAINLAB_DATA holds it: `data.root=cifar10-jpeg`); `~` expanded."""
-    data = raw.get("data")
-    if not isinstance(data, dict) or not isinstance(data.get("root"), str) or not data["root"].strip():
-        return
-    root = Path(data["root"]).expanduser()
-    if not root.is_absolute():
-        from trainlab.data.base import data_root
+# Fields that name a file or folder: made absolute at load, so the run folder's config.yaml finds them from anywhere.
+DATA_PATH_FIELDS = ("root", "path", "train", "val", "test")
 
-        written_in_file = ("data", "root") not in origin and ("data",) not in origin and source.path is not None
-        base = source.path.resolve().parent if written_in_file else Path.cwd()  # type: ignore[union-attr]
-        candidates = [base / root, data_root() / root]
-        root = next((c for c in candidates if c.exists()), candidates[0])
-    data["root"] = os.path.normpath(root)
+
+def _resolve_paths(raw: dict[str, Any], source: ConfigSource, origin: dict[tuple[str, ...], str]) -> None:
+    """Make the data's relative paths (`data.root`, `data.path`, `data.train`, ...) and a model file
+    (`model.name: my_nets.py:Net`) absolute: relative to the config file's folder when written in it, to the
+    current folder when given as an override; a data path that exists in neither but under $TRAINLAB_DATA
+    is taken from there (`data.root=cifar10-jpeg`); `~` expanded; URLs left alone."""
+    from trainlab.data.base import data_root
+
+    def base(key: tuple[str, ...]) -> Path:
+        written_in_file = all(key[:n] not in origin for n in (1, 2)) and source.path is not None
+        return source.path.resolve().parent if written_in_file else Path.cwd()  # type: ignore[union-attr]
+
+    data = raw.get("data")
+    for name in DATA_PATH_FIELDS if isinstance(data, dict) else ():
+        value = data.get(name)
+        if not isinstance(value, str) or not value.strip() or re.match(r"^[a-z][a-z0-9+.-]*://", value):
+            continue
+        path = Path(value).expanduser()
+        if not path.is_absolute():
+            candidates = [base(("data", name)) / path, data_root() / path]
+            path = next((c for c in candidates if c.exists()), candidates[0])
+        data[name] = os.path.normpath(path)
+    model = raw.get("model")
+    spec = model.get("name") if isinstance(model, dict) else None
+    match = re.match(r"^(?P<file>.+\.py):(?P<attribute>\w+)$", spec) if isinstance(spec, str) else None
+    if match:
+        path = Path(match["file"]).expanduser()
+        path = path if path.is_absolute() else base(("model", "name")) / path
+        model["name"] = f"{os.path.normpath(path)}:{match['attribute']}"
 
 
 def validate_config(

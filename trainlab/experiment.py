@@ -18,7 +18,7 @@ from rich.console import Console
 from torch import nn
 
 from trainlab.config import ConfigSource, ExperimentConfig
-from trainlab.build import as_config_error, build_model, build_optimizer, load_data
+from trainlab.build import as_config_error, build_loss, build_model, build_optimizer, load_data, resolve_task
 from trainlab.data import PreparedData
 from trainlab.data.features import FeatureLoader, cached_features
 from trainlab.data.loader import ArrayLoader
@@ -38,19 +38,27 @@ from trainlab.engine.loop import Callback, Trainer
 from trainlab.engine.seed import seed_everything
 from trainlab.engine.threads import CPUThreads
 from trainlab.engine.regularization import EarlyStopping, GradientClipping, PenaltyTerms
-from trainlab.engine.losses import LOSSES
+from trainlab.engine.tasks import Task
 from trainlab.engine.optim import SCHEDULERS
 from trainlab.errors import UsageError
 from trainlab.evaluation.metrics import CONFUSION_PNG
+from trainlab.evaluation.task_results import PRECISION_RECALL_PNG, RESIDUALS_PNG, ROC_PNG, SCATTER_PNG
 from trainlab.evaluation.plots import curves_figure, save_figure
 from trainlab.evaluation.report import write_html_report
 from trainlab.inference import Predictor
 from trainlab.models.compiled import CompiledBackbone
 from trainlab.models.transfer import TransferModel
+from trainlab.models.user import RUN_COPY, check_model_file, is_file_spec, model_file, model_file_record
 from trainlab.run_folder import Heartbeat, RunFolder, disk_error, environment
 from trainlab.utils.signals import interruption, mark_reported
 from trainlab.evaluation.model_summary import summarize
-from trainlab.utils.io import write_json, write_text
+from trainlab.utils.io import write_bytes, write_json, write_text
+
+
+# The test split's pictures, also shown in TensorBoard: a classification's confusion matrix, a binary task's curves,
+# a regression's scatter and residuals.
+TEST_PICTURES = (("confusion_matrix", CONFUSION_PNG), ("roc_curve", ROC_PNG), ("precision_recall", PRECISION_RECALL_PNG),
+                 ("predicted_vs_true", SCATTER_PNG), ("residuals", RESIDUALS_PNG))  # fmt: skip
 
 
 @dataclass
@@ -62,20 +70,21 @@ class Experiment:
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
     loss_fn: nn.Module
+    task: Task
 
 
 def build_experiment(config: ExperimentConfig) -> Experiment:
     placement = resolve_placement(config.device, config.precision, config.channels_last)
     data = load_data(config, placement)
+    task = resolve_task(config, data.preprocess)  # auto -> classification or regression; loss and monitor to match
     seed_everything(config.seed)  # the initial weights depend on the seed alone, not on the data code
-    model = build_model(config, data.model_inputs(), placement)
+    model = build_model(config, data.model_inputs(), placement, example=data.example())
     optimizer = build_optimizer(config, model)
     with as_config_error("scheduler", config.scheduler.name):
         scheduler = SCHEDULERS.build(
             config.scheduler.name, optimizer, epochs=config.epochs, steps_per_epoch=len(data.train), **config.scheduler.args
         )
-    loss_fn = LOSSES.build(config.loss.name, **config.loss.args)
-    return Experiment(config, placement, data, model, optimizer, scheduler, loss_fn)
+    return Experiment(config, placement, data, model, optimizer, scheduler, build_loss(config, task), task)
 
 
 def build_callbacks(
@@ -95,7 +104,7 @@ def build_callbacks(
     if stop.enabled:
         callbacks.append(EarlyStopping(stop.monitor, stop.patience, stop.min_delta, stop.restore_best_weights))
     callbacks += [
-        Checkpointer(folder.checkpoints, config.to_dict(), config.monitor),
+        Checkpointer(folder.checkpoints, config.to_dict(), config.monitor, model_file=_model_file(config)),
         Heartbeat(folder),
         TensorBoardLogger(folder.path / "tb"),
         ProgressBar(console, live=config.progress, unit=f"{experiment.data.unit}/s"),
@@ -125,6 +134,8 @@ def run_experiment(
             raise finished
     else:
         state = load_checkpoint(init_from) if init_from is not None else None
+    if state is not None:  # its weights fit the model file as it was then
+        check_model_file(state["config"]["model"]["name"], state.get("model_file"), resume or init_from.parent.parent)
     experiment = build_experiment(config)
     if resume is None:
         folder = RunFolder.create(Path(config.output_dir), config.name or source.run_name)
@@ -157,6 +168,8 @@ def _train_in_folder(
     write_json(folder.path / "env.json", env)
     data = experiment.data
     data.preprocess.save(folder.path)  # what `trainlab predict` needs to turn a raw input into the model's input
+    if is_file_spec(config.model.name):  # the code the weights fit, for the record
+        write_bytes(folder.path / RUN_COPY, model_file(config.model.name).path.read_bytes())
     summary = summarize(experiment.model, data.example(), name=config.model.name)
     write_text(folder.path / "summary.txt", summary.text())
     console.print(
@@ -174,7 +187,7 @@ def _train_in_folder(
     stopper = next((cb for cb in callbacks if isinstance(cb, EarlyStopping)), None)
     trainer = Trainer(
         experiment.model, experiment.optimizer, experiment.loss_fn, data.train, data.val,
-        epochs=config.epochs, placement=experiment.placement, callbacks=callbacks,
+        epochs=config.epochs, placement=experiment.placement, callbacks=callbacks, task=experiment.task,
     )  # fmt: skip
     if state is not None:
         restore(trainer, state)
@@ -202,23 +215,24 @@ def _train_in_folder(
         if config.test_checkpoint == "best" and (folder.checkpoints / "best.pt").is_file():
             trainer.model.load_state_dict(load_checkpoint(folder.checkpoints / "best.pt")["model"])
             tested_epoch = checkpointer.best_epoch
-        results = Predictor(trainer.model, data.preprocess, experiment.placement).test(data.test, folder.path)
-        with Image.open(folder.path / CONFUSION_PNG) as picture:  # drawn once, for the file and for TensorBoard
-            tensorboard.add_image("test/confusion_matrix", np.asarray(picture.convert("RGB")), trainer.global_step)
-        report = results.report_dict()
+        predictor = Predictor(trainer.model, data.preprocess, experiment.placement, task=experiment.task)
+        results = predictor.test(data.test, folder.path, val=data.val)
+        for name, picture_file in TEST_PICTURES:  # drawn once, for the files and for TensorBoard
+            if (folder.path / picture_file).is_file():
+                with Image.open(folder.path / picture_file) as picture:
+                    tensorboard.add_image(f"test/{name}", np.asarray(picture.convert("RGB")), trainer.global_step)
+        last = trainer.history[-1]
         folder.update_run(
             status="finished", train_seconds=round(seconds_before + seconds, 2),
             epochs_completed=trainer.epoch, best_epoch=checkpointer.best_epoch, best_val=checkpointer.best,
-            monitor=config.monitor.name, tested_checkpoint=config.test_checkpoint, tested_epoch=tested_epoch, test_acc=results.accuracy,
-            test_macro_f1=report["macro avg"]["f1-score"], final_train_loss=trainer.history[-1]["train_loss"],
-            final_val_acc=trainer.history[-1]["val_acc"], early_stopped_at=stopper.stopped_epoch if stopper else None,
-            threads=threads.summary(),
+            monitor=config.monitor.name, task=experiment.task.name, tested_checkpoint=config.test_checkpoint,
+            tested_epoch=tested_epoch, **results.run_fields(), final_train_loss=last["train_loss"],
+            **{f"final_val_{m}": last[f"val_{m}"] for m in experiment.task.metrics[:1]},
+            early_stopped_at=stopper.stopped_epoch if stopper else None, threads=threads.summary(),
         )  # fmt: skip
-        console.print(
-            f"test accuracy {results.accuracy:.4f}, test macro F1 {report['macro avg']['f1-score']:.4f} "
-            f"({config.test_checkpoint} checkpoint, epoch {tested_epoch})",
-            highlight=False, soft_wrap=True,
-        )
+        tensorboard.add_hparams(config.to_dict(), folder.read_run(), trainer.global_step)  # the HParams dashboard
+        console.print(f"{results.summary()} ({config.test_checkpoint} checkpoint, epoch {tested_epoch})",
+                      highlight=False, soft_wrap=True)  # fmt: skip
     except KeyboardInterrupt as e:  # Ctrl-C, SIGTERM, SIGHUP
         folder.update_run(status="interrupted", epochs_completed=trainer.epoch, threads=threads.summary())
         console.print(f"{interruption(e)} after epoch {trainer.epoch}; continue with: trainlab run --resume {folder.path}",
@@ -234,6 +248,10 @@ def _train_in_folder(
         _write_closing_files(folder, tensorboard, trainer.history)
     console.print(f"report: {folder.path / 'report.html'}", highlight=False, soft_wrap=True)
     return folder
+
+
+def _model_file(config: ExperimentConfig) -> dict[str, str] | None:
+    return model_file_record(config.model.name) if is_file_spec(config.model.name) else None
 
 
 def _frozen_features(config: ExperimentConfig, experiment: Experiment, console: Console) -> tuple[FeatureLoader, FeatureLoader] | None:

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from trainlab.build import build_model
+from trainlab.build import build_model, resolve_task
 from trainlab.config import ExperimentConfig, load_config
 from trainlab.data.prepared import Loader
 from trainlab.data.preprocess import Preprocess, load_preprocess
@@ -23,6 +23,11 @@ from trainlab.engine.device import Placement, resolve_placement
 from trainlab.errors import DataError, UsageError
 from trainlab.evaluation.metrics import TestResults, write_test_results
 from trainlab.evaluation.mistakes import write_mistakes
+from trainlab.evaluation.task_results import (
+    BinaryResults, RegressionResults, best_threshold, write_binary_results, write_regression_results,
+)  # fmt: skip
+from trainlab.engine.tasks import Classification, Task
+from trainlab.models.user import check_model_file
 from trainlab.run_folder import RunFolder, run_status
 from trainlab.run_records import read_run_record
 
@@ -34,9 +39,10 @@ class Predictor:
     """A model in eval mode on its placement, and the preprocessing that turns raw inputs into its input."""
 
     def __init__(self, model: nn.Module, preprocess: Preprocess, placement: Placement, *, config: ExperimentConfig | None = None,
-                 checkpoint: Path | None = None, epoch: int | None = None):  # fmt: skip
+                 checkpoint: Path | None = None, epoch: int | None = None, task: Task | None = None):  # fmt: skip
         self.model, self.preprocess, self.placement = model, preprocess, placement
         self.config, self.checkpoint, self.epoch = config, checkpoint, epoch
+        self.task = task or Classification()  # turns outputs into probabilities or values
 
     @classmethod
     def from_run(cls, run_dir: str | Path, checkpoint: str = "best", *, device: str = "auto",
@@ -51,17 +57,19 @@ class Predictor:
         folder = RunFolder.open(Path(run_dir))
         if finished_only:
             _check_finished(folder)
-        config, _ = load_config(str(folder.path / "config.yaml"))
-        preprocess = preprocess or load_preprocess(folder.path)
         path = folder.checkpoints / f"{checkpoint}.pt"
         if not path.is_file():
             other = [name for name in CHECKPOINTS if name != checkpoint and (folder.checkpoints / f"{name}.pt").is_file()]
             hint = f"; it has {other[0]}.pt (--checkpoint {other[0]})" if other else ": the run saved no model"
             raise UsageError(f"{path} not found{hint}")
         state = load_checkpoint(path)
+        check_model_file(state["config"]["model"]["name"], state.get("model_file"), folder.path)  # before it runs
+        config, _ = load_config(str(folder.path / "config.yaml"))
+        preprocess = preprocess or load_preprocess(folder.path)
+        task = resolve_task(config, preprocess)
         placement = resolve_placement(device, config.precision, config.channels_last)
         with torch.random.fork_rng(devices=[]):  # initial weights, overwritten below: leave the caller's generators alone
-            model = build_model(config, {**preprocess.model_inputs(), "load_pretrained": False}, placement)
+            model = build_model(config, {**preprocess.model_inputs(), "load_pretrained": False}, placement, preprocess.example())
         try:
             model.load_state_dict(state["model"])
         except RuntimeError as e:
@@ -71,22 +79,27 @@ class Predictor:
                 f"{(lines[1:] or lines or [type(e).__name__])[0][:300]}"
             ) from None
         model.eval()
-        return cls(model, preprocess, placement, config=config, checkpoint=path, epoch=state["trainer"]["epoch"])
+        return cls(model, preprocess, placement, config=config, checkpoint=path, epoch=state["trainer"]["epoch"], task=task)
 
     @property
     def classes(self) -> list[str]:
         return self.preprocess.classes
 
+    @property
+    def is_regression(self) -> bool:
+        return self.task.name == "regression"
+
     @torch.inference_mode()
     def probabilities(self, batch: torch.Tensor) -> torch.Tensor:
-        """Class probabilities (N, classes), float32 on the model's device, of a batch of model inputs."""
+        """Class probabilities (N, classes), float32 on the model's device, of a batch of model inputs; a
+        regression's values (N, target columns) in the targets' units."""
         self.model.eval()
         batch = batch.to(self.placement.device)
         if self.placement.channels_last and batch.dim() == 4:
             batch = batch.contiguous(memory_format=torch.channels_last)
         with self.placement.autocast():
             logits = self.model(batch).float()
-        return logits.softmax(1)
+        return self.task.predictions(logits)
 
     def predict(self, inputs: torch.Tensor | Sequence[Any], batch_size: int = PREDICT_BATCH) -> torch.Tensor:
         """Class probabilities (N, classes), float32 on the CPU, of a batch of model inputs or of raw inputs
@@ -95,10 +108,12 @@ class Predictor:
             return self.probabilities(inputs).cpu()
         chunks = [self.probabilities(self.preprocess.encode(inputs[i : i + batch_size])).cpu()
                   for i in range(0, len(inputs), batch_size)]  # fmt: skip
-        return torch.cat(chunks) if chunks else torch.empty(0, len(self.classes))
+        return torch.cat(chunks) if chunks else torch.empty(0, self.preprocess.model_inputs()["num_classes"])
 
     def top_classes(self, inputs: Sequence[Any], top: int) -> list[list[tuple[str, float]]]:
         """The `top` classes of each raw input (or model input) with their probabilities, most probable first."""
+        if self.is_regression:
+            raise UsageError("a regression model predicts values, not classes: Predictor.predict gives them")
         probabilities = self.predict(inputs)
         values, indices = probabilities.topk(min(top, len(self.classes)), dim=1)
         return [[(self.classes[i], p) for i, p in zip(row_indices, row_values)]
@@ -114,12 +129,27 @@ class Predictor:
             probabilities, labels = probabilities[back], labels[back]
         return probabilities, labels
 
-    def test(self, loader: Loader, folder: Path) -> TestResults:
-        """Score the test split and write the test files (predictions, confusion matrices, report, mistakes) into `folder`."""
+    def test(self, loader: Loader, folder: Path, val: Loader | None = None) -> TestResults | RegressionResults:
+        """Score the test split and write the test files (predictions, confusion matrices, report, mistakes; a binary
+        task's curves; a regression's values and pictures) into `folder`. A binary task's decision threshold is
+        tuned on `val` when given."""
         probabilities, labels = self.predict_loader(loader)
+        if self.is_regression:
+            results = RegressionResults(labels.numpy().reshape(len(labels), -1), probabilities.numpy(), self.preprocess.targets)
+            write_regression_results(folder, results)
+            return results
         confidence, predicted = probabilities.max(1)
-        results = TestResults(labels.numpy(), predicted.numpy(), confidence.numpy(), self.classes)
-        write_test_results(folder, results)
+        arrays = (labels.numpy(), predicted.numpy(), confidence.numpy(), self.classes)
+        if self.task.name == "binary":
+            threshold = None
+            if val is not None:
+                val_probabilities, val_labels = self.predict_loader(val)
+                threshold = best_threshold(val_probabilities[:, 1].numpy(), val_labels.numpy())
+            results = BinaryResults(*arrays, scores=probabilities[:, 1].numpy(), threshold=threshold)
+            write_binary_results(folder, results)
+        else:
+            results = TestResults(*arrays)
+            write_test_results(folder, results)
         write_mistakes(folder, probabilities.numpy(), labels.numpy(), self.classes, loader)
         return results
 

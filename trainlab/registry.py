@@ -9,6 +9,7 @@ annotated type) before anything is built.
 from __future__ import annotations
 
 import difflib
+import os
 import fnmatch
 import inspect
 from collections.abc import Callable, Iterable
@@ -21,8 +22,14 @@ from trainlab.errors import ConfigError
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """' (did you mean 'x'?)' for the closest choice, or '' when none is close."""
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
+    close = difflib.get_close_matches(word, list(choices), n=5, cutoff=0.6)
+    if not close:
+        return ""
+
+    def likeness(choice: str) -> tuple[float, int]:  # equally close: the one that starts as the word does
+        return difflib.SequenceMatcher(None, word, choice).ratio(), len(os.path.commonprefix([word, choice]))
+
+    return f" (did you mean '{max(close, key=likeness)}'?)"
 
 
 def configurable_arguments(builder: Callable[..., Any], injected: tuple[str, ...] = ()) -> dict[str, inspect.Parameter]:
@@ -93,7 +100,7 @@ class Registry:
 
     def arguments(self, name: str) -> dict[str, inspect.Parameter]:
         """The arguments a config may set for `name`: the builder's keyword arguments minus injected ones."""
-        return configurable_arguments(self.get(name), self._injected[name])
+        return configurable_arguments(self.get(name), self.injected(name))
 
     def injected(self, name: str) -> tuple[str, ...]:
         """The arguments of `name` that trainlab supplies (the data's shape, the parameters)."""
@@ -102,7 +109,7 @@ class Registry:
 
     def schema(self, name: str) -> type[pydantic.BaseModel]:
         """A pydantic model of the arguments of `name` (extra keys forbidden)."""
-        return arguments_schema(self.get(name), self._injected[name])
+        return arguments_schema(self.get(name), self.injected(name))
 
     def validate(self, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
         """Check `arguments` against the builder of `name`; returns them parsed, defaults filled in.
@@ -111,7 +118,7 @@ class Registry:
         naming the file and field).
         """
         self.get(name)
-        injected = set(arguments) & set(self._injected[name])
+        injected = set(arguments) & set(self.injected(name))
         if injected:
             raise ConfigError(f"{self.kind[:-1]} '{name}': '{sorted(injected)[0]}' is set by trainlab, not by the config")
         return self.schema(name)(**arguments).model_dump()

@@ -65,10 +65,23 @@ def test_early_stopping_stops_after_patience_and_restores_the_best_weights():
     assert torch.equal(m[1].weight, best)
 
 
-@pytest.mark.parametrize("name", LOSSES.names())
+REGRESSION_LOSSES = ("mae", "huber")  # of values, not classes (mse takes both)
+
+
+@pytest.mark.parametrize("name", [name for name in LOSSES.names() if name not in REGRESSION_LOSSES])
 def test_every_loss_is_lowest_for_confident_right_answers(name):
     loss = LOSSES.build(name)
     targets = torch.tensor([0, 2, 1])
     right = torch.nn.functional.one_hot(targets, 3).float() * 10 - 5
     assert loss(right, targets) < loss(-right, targets)
     assert loss(right, targets).dim() == 0
+
+
+@pytest.mark.parametrize("name", [*REGRESSION_LOSSES, "mse"])
+def test_every_regression_loss_is_zero_for_right_values_and_refuses_classes(name):
+    loss = LOSSES.build(name, task="regression")
+    targets = torch.tensor([[0.5], [-1.0], [2.0]])
+    assert loss(targets, targets) == 0 and loss(targets + 1, targets) > 0
+    if name != "mse":
+        with pytest.raises(ValueError, match=f"{name} is a loss of regression tasks"):
+            LOSSES.build(name, task="classification")

@@ -11,18 +11,24 @@ import torch
 from trainlab.data.base import DATASETS, FIXED_SHAPES, ImageArrays, ImageDataset, cache_root, data_root, dataset_shape
 from trainlab.data import vision  # noqa: F401  (registers the image datasets)
 from trainlab.data import mnist  # noqa: F401  (registers mnist)
+from trainlab.data import memory  # noqa: F401  (registers in_memory: arrays handed to trainlab.fit)
 from trainlab.data import text  # noqa: F401  (registers emotion)
+from trainlab.data import text_files  # noqa: F401  (registers text_files)
+from trainlab.data import tables  # noqa: F401  (registers csv and sklearn_table)
 from trainlab.data.loader import image_test_loader, prepare_data
 from trainlab.data.prepared import Loader, PreparedData
 from trainlab.data.preprocess import ImagePreprocess, Preprocess, TextPreprocess, load_preprocess
 from trainlab.data.text import TextDataset, prepare_text_data, text_test_loader
 from trainlab.data.pieces import PiecePreprocess, piece_test_loader, prepare_piece_data
+from trainlab.data.table_encoding import TablePreprocess
+from trainlab.data.table_loader import prepare_table_data, table_test_loader
+from trainlab.data.tables import TableDataset
 from trainlab.errors import ConfigError, DataError
 from trainlab.text.pretrained import PieceTokenizer
 
 
 def prepare(
-    dataset: ImageDataset | TextDataset, *, batch_size: int, eval_batch_size: int, val_size: float, split_seed: int,
+    dataset: ImageDataset | TextDataset | TableDataset, *, batch_size: int, eval_batch_size: int, val_size: float, split_seed: int,
     seed: int, device: torch.device, channels_last: bool,
     augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None, name: str = "",
     tokenizer: PieceTokenizer | None = None, normalisation: tuple[Sequence[float], Sequence[float]] | None = None,
@@ -41,6 +47,11 @@ def prepare(
         if tokenizer is not None:
             return prepare_piece_data(dataset, tokenizer, **splits)
         return prepare_text_data(dataset, **splits)
+    if isinstance(dataset, TableDataset):
+        if augment is not None or normalisation is not None:
+            what = "augment.* transforms images" if augment is not None else "the model's pretrained weights take images"
+            raise ConfigError(f"{what}; dataset '{name}' is a table")
+        return prepare_table_data(dataset, **splits)
     if normalisation is not None and len(normalisation[0]) != dataset.image_shape[0]:
         raise ConfigError(f"the model's pretrained weights take {len(normalisation[0])}-channel images; dataset '{name}' "
                           f"has {dataset.image_shape[0]}-channel images")  # fmt: skip
@@ -48,11 +59,15 @@ def prepare(
 
 
 def prepare_test(
-    dataset: ImageDataset | TextDataset, preprocess: Preprocess, *, batch_size: int, device: torch.device,
+    dataset: ImageDataset | TextDataset | TableDataset, preprocess: Preprocess, *, batch_size: int, device: torch.device,
     channels_last: bool,
 ) -> Loader:  # fmt: skip
     """The test split of a built dataset (`test_only` will do), prepared with a run's `preprocess` (its statistics,
     its vocabulary); its labels are the run's, also when the test split lacks some of the run's classes."""
+    if isinstance(dataset, TableDataset) != isinstance(preprocess, TablePreprocess):
+        raise DataError(f"{dataset.source} is {type(dataset).__name__}, but the run was trained on {preprocess.kind} inputs")
+    if isinstance(dataset, TableDataset):  # labelled by the run's classes row by row: an unknown one names its row
+        return table_test_loader(dataset, preprocess, batch_size, device=device)
     if not set(dataset.classes) <= set(preprocess.classes):
         raise DataError(
             f"{dataset.source} has the classes {', '.join(dataset.classes)}, but the run was trained on "

@@ -1,4 +1,4 @@
-"""Fetch a published archive once, check it against its MD5, and unpack it safely."""
+"""Fetch a published file once, check it against its MD5 or SHA-256, and unpack an archive safely."""
 
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ TIMEOUT_S = 30  # per blocking network operation, not for the whole download
 CHUNK_BYTES = 1 << 20
 
 
-def _md5_of(path: Path) -> str:
-    digest = hashlib.md5(usedforsecurity=False)
+def _digest_of(path: Path, algorithm: str) -> str:
+    digest = hashlib.new(algorithm, usedforsecurity=False)
     with open(path, "rb") as f:
         while chunk := f.read(CHUNK_BYTES):
             digest.update(chunk)
@@ -29,33 +29,42 @@ def _md5_of(path: Path) -> str:
 def check_md5(path: str | os.PathLike, md5: str) -> bool:
     """Whether `path` is a file whose MD5 is `md5`."""
     path = Path(path)
-    return path.is_file() and _md5_of(path) == md5.lower()
+    return path.is_file() and _digest_of(path, "md5") == md5.lower()
 
 
-def download(url: str, dest: Path, md5: str) -> Path:
-    """Download `url` to `dest` unless it is already there with the right MD5; returns `dest`.
+def check_sha256(path: str | os.PathLike, sha256: str) -> bool:
+    """Whether `path` is a file whose SHA-256 is `sha256`."""
+    path = Path(path)
+    return path.is_file() and _digest_of(path, "sha256") == sha256.lower()
 
-    Raises UsageError when the network fails (the message says how to fetch the file
-    by hand) and DataError when the downloaded bytes do not have the expected MD5.
+
+def download(url: str, dest: Path, md5: str | None = None, *, sha256: str | None = None) -> Path:
+    """Download `url` to `dest` unless it is already there with the right checksum; returns `dest`.
+
+    The checksum is `sha256` when given, else `md5`; with neither, a file already at `dest` is kept
+    and a download is not verified. Raises UsageError when the network fails (the message says how
+    to fetch the file by hand) and DataError when the downloaded bytes do not have the expected checksum.
     """
     dest = Path(dest)
-    if check_md5(dest, md5):
+    algorithm, expected = ("sha256", sha256) if sha256 else ("md5", md5)
+    if dest.is_file() and (expected is None or _digest_of(dest, algorithm) == expected.lower()):
         return dest
+    name = {"md5": "MD5", "sha256": "SHA-256"}[algorithm]
     try:
         with atomic_path(dest) as tmp, urllib.request.urlopen(url, timeout=TIMEOUT_S) as response, open(tmp, "wb") as f:
-            digest = hashlib.md5(usedforsecurity=False)
+            digest = hashlib.new(algorithm, usedforsecurity=False)
             while chunk := response.read(CHUNK_BYTES):
                 digest.update(chunk)
                 f.write(chunk)
             actual = digest.hexdigest()
-            if actual != md5.lower():
-                raise DataError(f"download of {url} is corrupt: expected MD5 {md5}, got {actual}")
+            if expected is not None and actual != expected.lower():
+                raise DataError(f"download of {url} is corrupt: expected {name} {expected}, got {actual}")
     except (OSError, http.client.HTTPException) as e:  # URLError and timeouts are OSErrors
         reason = getattr(e, "reason", None) or e
         raise UsageError(
             f"missing file: {dest}\n"
             f"the download from {url} failed ({reason})\n"
-            f"download it by hand from {url} (MD5 {md5}) and put it at {dest}"
+            f"download it by hand from {url}{f' ({name} {expected})' if expected else ''} and put it at {dest}"
         ) from e
     return dest
 

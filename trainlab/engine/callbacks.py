@@ -14,9 +14,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from trainlab.engine.checkpoint import save_checkpoint
 from trainlab.engine.loop import Callback, Trainer
-from trainlab.engine.metric_names import EPOCH_METRICS, LR, METRIC_COLUMNS, TRAIN_ACC, TRAIN_LOSS, epoch_tag, step_tag
+from trainlab.engine.metric_names import LR, METRIC_COLUMNS, TRAIN_LOSS, columns_of, epoch_metrics, epoch_tag, step_tag
 from trainlab.engine.monitor import Monitor
 from trainlab.errors import TrainlabError
+from trainlab.evaluation.hparams import run_metrics, write_hparams
 from trainlab.utils import signals
 from trainlab.utils.io import atomic_open, atomic_path
 
@@ -83,7 +84,7 @@ class MetricsCSV(Callback):
 
 def write_metrics_csv(path: Path, history: list[dict[str, float]]) -> None:
     with atomic_open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=METRIC_COLUMNS, extrasaction="ignore")
+        writer = csv.DictWriter(f, fieldnames=columns_of(history[0]) if history else METRIC_COLUMNS, extrasaction="ignore")
         writer.writeheader()
         for row in history:
             writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
@@ -92,8 +93,10 @@ def write_metrics_csv(path: Path, history: list[dict[str, float]]) -> None:
 class Checkpointer(Callback):
     """checkpoints/last.pt after every epoch; checkpoints/best.pt when the monitored metric improves."""
 
-    def __init__(self, folder: Path, config: dict[str, Any], monitor: Monitor | str = "val/acc"):
+    def __init__(self, folder: Path, config: dict[str, Any], monitor: Monitor | str = "val/acc",
+                 model_file: dict[str, str] | None = None):  # fmt: skip
         self.folder, self.config, self.monitor = folder, config, Monitor.parse(monitor)
+        self.model_file = model_file  # the user's model file's path and hash, kept in every checkpoint
         self.best: float | None = None
         self.best_epoch: int | None = None
 
@@ -102,7 +105,7 @@ class Checkpointer(Callback):
         is_best = self.monitor.improves(value, self.best)
         if is_best:
             self.best, self.best_epoch = value, trainer.epoch
-        save_checkpoint(self.folder / "last.pt", trainer, self.config)  # records the updated best above
+        save_checkpoint(self.folder / "last.pt", trainer, self.config, self.model_file)  # records the updated best above
         if is_best:
             with atomic_path(self.folder / "best.pt") as tmp:
                 shutil.copyfile(self.folder / "last.pt", tmp)  # the same state: copy it, don't serialise it again
@@ -116,7 +119,8 @@ class Checkpointer(Callback):
 
 class TensorBoardLogger(Callback):
     """tb/: loss, accuracy and learning rate per step (`step/train_loss`), the epoch metrics per epoch
-    (`epoch/val_acc`): metrics.csv's names, the x-axis in front."""
+    (`epoch/val_acc`): metrics.csv's names, the x-axis in front; once the run is tested, its config and
+    final metrics for the HParams dashboard (`add_hparams`)."""
 
     def __init__(self, log_dir: Path):
         self.log_dir = log_dir
@@ -131,12 +135,12 @@ class TensorBoardLogger(Callback):
     def on_train_batch_end(self, trainer: Trainer) -> None:
         step = trainer.global_step
         self.writer.add_scalar(step_tag(TRAIN_LOSS), trainer.loss.item(), step)
-        self.writer.add_scalar(step_tag(TRAIN_ACC), trainer.batch_correct.item() / len(trainer.targets), step)
+        self.writer.add_scalar(step_tag(f"train_{trainer.task.score}"), trainer.batch_score.item() / len(trainer.targets), step)
         self.writer.add_scalar(step_tag(LR), trainer.optimizer.param_groups[0]["lr"], step)
 
     def on_epoch_end(self, trainer: Trainer) -> None:
         row = trainer.history[-1]
-        for name in EPOCH_METRICS:
+        for name in epoch_metrics(trainer.task.name):
             if name in row:  # a row of a run resumed from an older trainlab may lack a newer metric
                 self.writer.add_scalar(epoch_tag(name), row[name], trainer.epoch)
         self.writer.flush()
@@ -144,6 +148,11 @@ class TensorBoardLogger(Callback):
     def add_image(self, tag: str, image, step: int) -> None:  # image: (H, W, 3) uint8
         self.writer.add_image(tag, image, step, dataformats="HWC")
         self.writer.flush()
+
+    def add_hparams(self, config: dict[str, Any], record: dict[str, Any], step: int) -> None:
+        """The finished run as one session of the HParams dashboard: `config` (`ExperimentConfig.to_dict()`)
+        and the final metrics of `record` (run.json), `hparams/test_acc`...: see evaluation/hparams.py."""
+        write_hparams(self.writer, config, run_metrics(record), step)
 
     def on_fit_end(self, trainer: Trainer) -> None:
         self.writer.flush()
@@ -174,6 +183,9 @@ class StopAtStepEnd(Callback):
             self.holding = False
 
 
+SHOWN = {"acc": "acc", "macro_f1": "macro F1", "f1": "F1", "auc": "AUC", "mae": "MAE", "rmse": "RMSE", "r2": "R²"}
+
+
 class ProgressBar(Callback):
     """A live bar with loss, accuracy and samples/s in a terminal; one line per epoch everywhere.
     `unit` names the samples in the rate ("img/s", "texts/s")."""
@@ -201,7 +213,7 @@ class ProgressBar(Callback):
         self.seen += n
         if trainer.global_step % self.refresh_every == 0:
             rate = self.seen / (time.perf_counter() - self.started)
-            stats = f"loss {trainer.loss.item():.4f}  acc {trainer.batch_correct.item() / n:.3f}  {rate:,.0f} {self.unit}"
+            stats = f"loss {trainer.loss.item():.4f}  {trainer.task.score} {trainer.batch_score.item() / n:.3f}  {rate:,.0f} {self.unit}"
             self.progress.update(self.task, stats=stats)
         self.progress.advance(self.task)
 
@@ -211,11 +223,11 @@ class ProgressBar(Callback):
             self.progress = None
 
     def on_epoch_end(self, trainer: Trainer) -> None:
-        r = trainer.history[-1]
+        r, task = trainer.history[-1], trainer.task
+        val = " ".join(f"{SHOWN.get(m, m)} {r.get(f'val_{m}', float('nan')):.4f}" for m in task.metrics)
         self.console.print(
-            f"epoch {r['epoch']:>3}/{trainer.epochs}  train loss {r['train_loss']:.4f} acc {r['train_acc']:.4f}  "
-            f"val loss {r['val_loss']:.4f} acc {r['val_acc']:.4f} macro F1 {r.get('val_macro_f1', float('nan')):.4f}  lr {r['lr']:.2e}  "
-            f"{r['seconds']:.1f} s  {r['samples_per_s']:,.0f} {self.unit}",
+            f"epoch {r['epoch']:>3}/{trainer.epochs}  train loss {r['train_loss']:.4f} {SHOWN[task.score]} {r[f'train_{task.score}']:.4f}  "
+            f"val loss {r['val_loss']:.4f} {val}  lr {r['lr']:.2e}  {r['seconds']:.1f} s  {r['samples_per_s']:,.0f} {self.unit}",
             highlight=False, soft_wrap=True,
         )
 

@@ -57,10 +57,12 @@ def state_keys(callbacks: Sequence[Callback]) -> list[str]:
     return keys
 
 
-def save_checkpoint(path: Path, trainer: Trainer, config: dict[str, Any]) -> None:
+def save_checkpoint(path: Path, trainer: Trainer, config: dict[str, Any], model_file: dict[str, str] | None = None) -> None:
+    """`model_file`: the path and hash of the user's file the model is built from (see trainlab.models.user)."""
     state = {
         "format": FORMAT,
         "config": config,
+        **({"model_file": model_file} if model_file else {}),
         "model": trainer.model.state_dict(),
         "optimizer": trainer.optimizer.state_dict(),
         "trainer": {"epoch": trainer.epoch, "global_step": trainer.global_step, "history": trainer.history},

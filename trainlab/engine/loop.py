@@ -26,6 +26,7 @@ from torch import nn
 
 from trainlab.engine.device import Placement
 from trainlab.engine.step import training_step
+from trainlab.engine.tasks import Classification, Task, macro_f1  # noqa: F401  (macro_f1: imported from here too)
 from trainlab.registry import did_you_mean
 
 
@@ -94,8 +95,10 @@ class Trainer:
         epochs: int,
         placement: Placement,
         callbacks: Sequence[Callback] = (),
+        task: Task | None = None,
     ):
         self.model, self.optimizer, self.loss_fn = model, optimizer, loss_fn
+        self.task = task or Classification()  # scores the outputs: accuracy, macro F1, AUC, MAE, ...
         self.train_loader, self.val_loader = train_loader, val_loader
         self.epochs, self.placement, self.callbacks = epochs, placement, list(callbacks)
         self.epoch = 0  # epochs completed
@@ -118,10 +121,10 @@ class Trainer:
             val = self.evaluate(self.val_loader) if self.val_loader is not None else {}
             self.fire("on_validation_end")
             self.epoch += 1
+            score = self.task.score
             self.history.append({
-                "epoch": self.epoch, "train_loss": train["loss"], "train_acc": train["acc"],
-                "val_loss": val.get("loss", float("nan")), "val_acc": val.get("acc", float("nan")),
-                "val_macro_f1": val.get("macro_f1", float("nan")),
+                "epoch": self.epoch, "train_loss": train["loss"], f"train_{score}": train[score],
+                "val_loss": val.get("loss", float("nan")), **{f"val_{m}": val.get(m, float("nan")) for m in self.task.metrics},
                 "lr": self.optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - started,
                 "samples_per_s": train["samples_per_s"],
             })  # fmt: skip
@@ -133,21 +136,22 @@ class Trainer:
         if hasattr(self.train_loader, "set_epoch"):
             self.train_loader.set_epoch(self.epoch)  # shuffling depends on the epoch only, so resuming replays it
         self.fire("on_train_epoch_start")
-        loss_sum, correct, seen, started = torch.zeros((), device=self.placement.device), 0, 0, time.perf_counter()
+        loss_sum, score_sum = torch.zeros((), device=self.placement.device), torch.zeros((), device=self.placement.device)
+        seen, started = 0, time.perf_counter()
         for self.inputs, self.targets in self.train_loader:
             self.logits, self.loss, _ = training_step(
                 self.model, self.optimizer, self.loss_fn, self.inputs, self.targets, self.placement,
                 before_backward=self._before_backward, after_backward=self._after_backward,
             )
             self.global_step += 1
-            self.batch_correct = (self.logits.detach().argmax(1) == self.targets).sum()  # argmax, never a 0.5 threshold
+            self.batch_score = self.task.batch_score(self.logits, self.targets)  # correct predictions, absolute errors
             loss_sum += self.loss.detach() * len(self.targets)
-            correct += self.batch_correct
+            score_sum += self.batch_score
             seen += len(self.targets)
             self.fire("on_train_batch_end")
         seconds = time.perf_counter() - started
         self.fire("on_train_epoch_end")
-        return {"loss": loss_sum.item() / seen, "acc": float(correct) / seen, "samples_per_s": seen / seconds}
+        return {"loss": loss_sum.item() / seen, self.task.score: score_sum.item() / seen, "samples_per_s": seen / seconds}
 
     def _before_backward(self, logits: torch.Tensor, loss: torch.Tensor) -> torch.Tensor:
         self.logits, self.loss = logits, loss
@@ -173,20 +177,9 @@ class Trainer:
 
     def evaluate(self, loader: Iterable) -> dict[str, float]:
         logits, targets, loss_sum = self.predict(loader)
-        predicted = logits.argmax(1)
-        return {"loss": loss_sum.item() / len(targets), "acc": (predicted == targets).sum().item() / len(targets),
-                "macro_f1": macro_f1(predicted, targets, logits.shape[1])}  # fmt: skip
+        return {"loss": loss_sum.item() / len(targets), **self.task.evaluate(logits, targets)}
 
     def fire(self, hook: str) -> None:
         for callback in self.callbacks:
             getattr(callback, hook)(self)
 
-
-def macro_f1(predicted: torch.Tensor, targets: torch.Tensor, num_classes: int) -> float:
-    """The mean over all `num_classes` classes of 2·TP / (2·TP + FP + FN), a class neither true nor predicted
-    counting 0: scikit-learn's f1_score(average="macro", labels=range(num_classes), zero_division=0)."""
-    true = torch.bincount(targets, minlength=num_classes).double()  # (C,) TP + FN
-    guessed = torch.bincount(predicted, minlength=num_classes).double()  # (C,) TP + FP
-    hits = torch.bincount(targets[predicted == targets], minlength=num_classes).double()  # (C,) TP
-    f1 = torch.where(true + guessed > 0, 2 * hits / (true + guessed).clamp(min=1), torch.zeros_like(hits))
-    return f1.mean().item()

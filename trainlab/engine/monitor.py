@@ -1,7 +1,8 @@
 """The validation metric that picks the best epoch: for checkpoints/best.pt, early stopping and sweeps.
 
-A config names it `val/acc`, `val/loss` or `val/macro_f1`; the trainer's history and metrics.csv call it
-`val_acc`, `val_loss`, `val_macro_f1`; accuracies and F1 are maximized, losses minimized.
+A config names it `val/acc`, `val/loss`, `val/macro_f1` (binary tasks: `val/f1`, `val/auc`; regression: `val/mae`,
+`val/rmse`, `val/r2`); the trainer's history and metrics.csv call it `val_acc`, `val_loss`, ...; accuracies, F1,
+AUC and R² are maximized, losses and errors minimized.
 """
 
 from __future__ import annotations
@@ -64,6 +65,11 @@ MONITORS = {monitor.name: monitor for monitor in (
     Monitor("val/acc", metric_names.VAL_ACC, maximize=True),
     Monitor("val/loss", metric_names.VAL_LOSS, maximize=False),
     Monitor("val/macro_f1", metric_names.VAL_MACRO_F1, maximize=True),
+    Monitor("val/f1", metric_names.VAL_F1, maximize=True),  # binary tasks
+    Monitor("val/auc", metric_names.VAL_AUC, maximize=True),
+    Monitor("val/mae", metric_names.VAL_MAE, maximize=False),  # regression tasks
+    Monitor("val/rmse", metric_names.VAL_RMSE, maximize=False),
+    Monitor("val/r2", metric_names.VAL_R2, maximize=True),
 )}  # fmt: skip
 
 # A config field holding a Monitor: read from and written as its name, so config.yaml keeps `monitor: val/acc`.

@@ -57,6 +57,13 @@ class TestResults:
     def report_dict(self) -> dict[str, Any]:
         return classification_report(self.y_true, self.y_pred, output_dict=True, **self._report_kwargs())
 
+    def run_fields(self) -> dict[str, Any]:
+        """What run.json records of the test."""
+        return {"test_acc": self.accuracy, "test_macro_f1": self.report_dict()["macro avg"]["f1-score"]}
+
+    def summary(self) -> str:
+        return f"test accuracy {self.accuracy:.4f}, test macro F1 {self.report_dict()['macro avg']['f1-score']:.4f}"
+
     def _report_kwargs(self) -> dict[str, Any]:
         return dict(labels=self.labels, target_names=self.classes, digits=4, zero_division=0)
 

@@ -27,7 +27,8 @@ _TRAIN_COLOR, _VAL_COLOR = "tab:blue", "tab:orange"
 
 
 def curves_figure(history: Sequence[Mapping[str, Any]]) -> Figure:
-    """Loss and accuracy against epoch, train and validation, from rows shaped like metrics.csv.
+    """Loss and accuracy (a regression's mean absolute error) against epoch, train and validation, from rows
+    shaped like metrics.csv.
 
     Values may be numbers, numeric strings, None, "" or NaN; a series with no value is not drawn.
     """
@@ -35,7 +36,8 @@ def curves_figure(history: Sequence[Mapping[str, Any]]) -> Figure:
     marker = "o" if len(history) <= _MARKERS_UP_TO else None
     fig = _new_figure(figsize=(10, 4))
     loss_ax, acc_ax = fig.subplots(1, 2)
-    for ax, metric, title in ((loss_ax, "loss", "loss"), (acc_ax, "acc", "accuracy")):
+    score, score_title = ("mae", "mean absolute error") if history and "train_mae" in history[0] else ("acc", "accuracy")
+    for ax, metric, title in ((loss_ax, "loss", "loss"), (acc_ax, score, score_title)):
         for split, color, label in (("train", _TRAIN_COLOR, "train"), ("val", _VAL_COLOR, "validation")):
             values = [to_float(row.get(f"{split}_{metric}")) for row in history]
             if any(not math.isnan(v) for v in values):

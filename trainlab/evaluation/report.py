@@ -49,6 +49,7 @@ def write_html_report(run_dir: Path) -> Path:
         "curves_png": png_data_uri(run_dir / "curves.png"),
         "epochs": _epoch_table(epochs) if epochs else None,
         "confusion_png": png_data_uri(run_dir / "confusion_matrix.png"),
+        **_task_pictures(run_dir),
         "classes": _class_table(report) if report else None,
         "mistakes": _mistakes(run_dir),
         "evaluations": _evaluations_table(read_evaluations(run_dir, missing_ok=True)),
@@ -90,11 +91,31 @@ def _headline(run: dict, report: dict | None, epochs: list[dict[str, float | Non
     figures = [
         ("test accuracy", _percent(test_acc)),
         ("macro F1", None if macro_f1 is None else f"{macro_f1:.4f}"),
+        *((label, f"{run[key]:.4f}") for label, key in _TASK_FIGURES if isinstance(run.get(key), (int, float))),
         ("best val accuracy", _percent(max(val_accs)) if val_accs else None),
+        ("best val MAE", f"{run['best_val']:.4g}" if run.get("monitor") == "val/mae" and run.get("best_val") is not None else None),
         ("epochs", len(epochs) if epochs else run.get(names.EPOCHS_COMPLETED)),
         ("training time", _duration(train_seconds)),
     ]
     return [(label, str(value)) for label, value in figures if value is not None]
+
+
+# run.json's figures of the binary and regression tasks, shown at the top of the report
+_TASK_FIGURES = (("test ROC AUC", "test_auc"), ("test average precision", "test_average_precision"),
+                 ("test F1 (positive class)", "test_f1"), ("validation's best threshold", "best_threshold"),
+                 ("test MAE", "test_mae"), ("test RMSE", "test_rmse"), ("test R²", "test_r2"))  # fmt: skip
+
+
+def _task_pictures(run_dir: Path) -> dict[str, Any]:
+    """A binary task's ROC and precision-recall curves, or a regression's scatter and residuals."""
+    from trainlab.evaluation.task_results import PRECISION_RECALL_PNG, RESIDUALS_PNG, ROC_PNG, SCATTER_PNG
+
+    for title, files in (("ROC and precision-recall curves", (ROC_PNG, PRECISION_RECALL_PNG)),
+                         ("predicted against true values, and residuals", (SCATTER_PNG, RESIDUALS_PNG))):  # fmt: skip
+        pictures = [(name.removesuffix(".png").replace("_", " "), uri) for name in files if (uri := png_data_uri(run_dir / name))]
+        if pictures:
+            return {"task_pictures": pictures, "task_pictures_title": title}
+    return {"task_pictures": [], "task_pictures_title": ""}
 
 
 def _evaluations_table(evaluations: list[dict[str, Any]]) -> list[list[str]]:

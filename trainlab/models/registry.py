@@ -3,6 +3,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from trainlab.models import user
 from trainlab.registry import Registry
 
 # Every model builder receives what it needs to know about the data from trainlab, never from the config.
@@ -10,7 +11,30 @@ IMAGE_MODEL_INPUTS = ("in_channels", "num_classes", "image_size")
 TEXT_MODEL_INPUTS = ("vocabulary", "num_classes")  # builders that train word vectors also take "corpus" and "load_pretrained"
 # A pretrained text model reads texts with its own tokenizer: "pieces" (a PieceTokenizer) instead of "vocabulary".
 PIECE_MODEL_INPUTS = ("pieces", "num_classes", "load_pretrained")
-MODELS = Registry("models")
+TABLE_MODEL_INPUTS = ("in_features", "num_classes")  # a table's encoded columns; num_classes is the target columns for values
+
+
+class ModelRegistry(Registry):
+    """Registered models, and the user's own: `file.py:NAME` (given the data inputs its parameters name) and
+    `python:Name` (a module object handed to trainlab.fit)."""
+
+    def __contains__(self, name: str) -> bool:
+        return super().__contains__(name) or user.is_user_model(name)
+
+    def get(self, name: str) -> Callable[..., Any]:
+        if user.is_file_spec(name):
+            return user.file_builder(name)
+        if name.startswith(user.OBJECT_PREFIX):
+            return user.object_builder(name)
+        return super().get(name)
+
+    def injected(self, name: str) -> tuple[str, ...]:
+        if user.is_user_model(name):
+            return user.data_inputs(self.get(name))
+        return super().injected(name)
+
+
+MODELS = ModelRegistry("models")
 # model name -> the function that builds the tokenizer its data must be prepared with, from the model's config arguments
 _TOKENIZERS: dict[str, Callable[[dict[str, Any]], Any]] = {}
 # model name -> the (mean, std) per channel on the 0..255 scale its pretrained weights expect, from its config arguments

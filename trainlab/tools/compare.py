@@ -31,7 +31,7 @@ from matplotlib.ticker import MaxNLocator
 from trainlab.engine import metric_names as names
 from trainlab.errors import UsageError
 from trainlab.registry import did_you_mean
-from trainlab.tools.run_summary import RunSummary, find_runs, finite_number, load_run  # noqa: F401 (find_runs, load_run: compare's API)
+from trainlab.tools.run_summary import TASK_METRICS, RunSummary, find_runs, finite_number, load_run  # noqa: F401 (find_runs, load_run: compare's API)
 
 
 IGNORED_FIELDS = ("name", "output_dir", "progress")  # differ between runs without changing the result
@@ -54,6 +54,7 @@ SORT_KEYS = {
     names.EPOCHS_COMPLETED: (EPOCHS, True),
     RUN: (RUN, False),
 }
+SORT_KEYS |= {key: (key, higher) for key, higher in TASK_METRICS.items()}  # binary and regression tasks
 # the sort keys' earlier spellings, still taken
 SORT_ALIASES = {"val_acc": names.BEST_VAL_ACC, "f1": names.TEST_MACRO_F1, "time": names.TRAIN_SECONDS,
                 "images_per_s": names.SAMPLES_PER_S, "epochs": names.EPOCHS_COMPLETED, "name": RUN}  # fmt: skip
@@ -175,11 +176,24 @@ def compare_table(runs: Sequence[RunSummary], sort: str = names.BEST_VAL_ACC) ->
             **({TESTED: run.tested} if show_tested else {}),
             TEST_ACC: _percent(run.test_acc),
             F1: _percent(run.test_macro_f1),
+            **{key: run.task_metrics.get(key) for key in _task_columns(runs)},
             TIME: run.train_seconds,
             SPEED: run.samples_per_s,
         }
         rows.append(row)
-    return _sort(rows, sort, fields)
+    return _sort(_without_empty_accuracy(rows, runs), sort, fields)
+
+
+def _task_columns(runs: Sequence[RunSummary]) -> list[str]:
+    """The binary and regression metrics some run records (test_auc, test_r2, ...), in TASK_METRICS' order."""
+    return [key for key in TASK_METRICS if any(key in run.task_metrics for run in runs)]
+
+
+def _without_empty_accuracy(rows: list[dict[str, Any]], runs: Sequence[RunSummary]) -> list[dict[str, Any]]:
+    """Regression runs have no accuracy: its columns go when no run has one."""
+    if not _task_columns(runs) or any(run.test_acc is not None or run.best_val_acc is not None for run in runs):
+        return rows
+    return [{key: value for key, value in row.items() if key not in (VAL_ACC, TEST_ACC, F1)} for row in rows]
 
 
 def seed_groups(runs: Sequence[RunSummary]) -> list[list[RunSummary]]:
@@ -228,11 +242,12 @@ def group_rows(runs: Sequence[RunSummary], sort: str = names.BEST_VAL_ACC) -> li
             VAL_ACC: _mean_std((_percent(r.best_val_acc) for r in group), n),
             TEST_ACC: _mean_std((_percent(r.test_acc) for r in group), n),
             F1: _mean_std((_percent(r.test_macro_f1) for r in group), n),
+            **{key: _mean_std((r.task_metrics.get(key) for r in group), n) for key in _task_columns(group)},
             TIME: _mean_std((r.train_seconds for r in group), n),
             SPEED: _mean_std((r.samples_per_s for r in group), n),
         }
         rows.append(row)
-    return _sort(rows, sort, fields)
+    return _sort(_without_empty_accuracy(rows, runs), sort, fields)
 
 
 # ---------------------------------------------------------------- rendering

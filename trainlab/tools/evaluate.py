@@ -65,8 +65,7 @@ def evaluate_run(run_dir: Path, checkpoint: str = "best", overrides: Sequence[st
         shutil.rmtree(target, ignore_errors=True)  # no half-written evaluation left behind
         raise
     record = {
-        "checkpoint": checkpoint, "epoch": predictor.epoch, "test_acc": results.accuracy,
-        "test_macro_f1": results.report_dict()["macro avg"]["f1-score"], "test_size": len(results.y_true),
+        "checkpoint": checkpoint, "epoch": predictor.epoch, **results.run_fields(), "test_size": len(results.y_true),
         "data_source": dataset.source, "data_root": config.data.args.get("root"), "overrides": list(overrides),
         "path": target.relative_to(folder.path).as_posix(), "time": now.isoformat(timespec="seconds"),
     }  # fmt: skip

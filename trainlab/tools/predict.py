@@ -1,4 +1,5 @@
-"""`trainlab predict RUN INPUT...`: the most likely classes of images or texts, from a run folder alone."""
+"""`trainlab predict RUN INPUT...`: the most likely classes of images, texts or table rows (a regression's predicted
+values), from a run folder alone."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ OUTPUT_FORMATS = (".csv", ".json")
 @dataclass
 class Prediction:
     input: str  # the file as named, or the text
-    top: list[tuple[str, float]]  # (class, probability), most likely first
+    top: list[tuple[str, float]]  # (class, probability), most likely first; a regression's (target column, value)
+    values: bool = False  # a regression's values, not probabilities
 
 
 def predict_inputs(
@@ -30,6 +32,10 @@ def predict_inputs(
     named = predictor.preprocess.gather(arguments, stdin)
     if not named:
         raise UsageError("no input to predict: give image files or folders, or texts ('-' reads standard input)")
+    if predictor.is_regression:
+        values = predictor.predict([raw for _, raw in named]).tolist()
+        targets = predictor.preprocess.targets
+        return [Prediction(name, list(zip(targets, row)), values=True) for (name, _), row in zip(named, values)]
     ranked = predictor.top_classes([raw for _, raw in named], top)
     return [Prediction(name, classes) for (name, _), classes in zip(named, ranked)]
 
@@ -40,7 +46,7 @@ def format_predictions(predictions: Sequence[Prediction], width: int = 50) -> st
     names = [_clip(p.input, width) for p in predictions]
     column = max(map(len, names))
     return "\n".join(
-        f"{name:<{column}}  " + "  ".join(f"{label} {probability:.4f}" for label, probability in p.top)
+        f"{name:<{column}}  " + "  ".join(f"{label} {value:.6g}" if p.values else f"{label} {value:.4f}" for label, value in p.top)
         for name, p in zip(names, predictions)
     )
 
@@ -58,7 +64,8 @@ def check_output(path: Path) -> None:
 def write_predictions(predictions: Sequence[Prediction], path: Path) -> None:
     """CSV (input, class_1, probability_1, ...) or JSON ([{input, top: [{class, probability}]}]), written atomically."""
     if path.suffix.lower() == ".json":
-        rows = [{"input": p.input, "top": [{"class": c, "probability": v} for c, v in p.top]} for p in predictions]
+        rows = [{"input": p.input, "values": dict(p.top)} if p.values else
+                {"input": p.input, "top": [{"class": c, "probability": v} for c, v in p.top]} for p in predictions]
         with atomic_open(path, "w", encoding="utf-8") as f:
             json.dump(rows, f, indent=1, ensure_ascii=False)
             f.write("\n")
@@ -66,6 +73,10 @@ def write_predictions(predictions: Sequence[Prediction], path: Path) -> None:
     ranks = max((len(p.top) for p in predictions), default=0)
     with atomic_open(path, "w", encoding="utf-8", newline="") as f:
         writer = csv.writer(f)
+        if predictions and predictions[0].values:  # a regression: one column per target
+            writer.writerow(["input", *(label for label, _ in predictions[0].top)])
+            writer.writerows([p.input, *(f"{value:.6g}" for _, value in p.top)] for p in predictions)
+            return
         writer.writerow(["input", *[f"{what}_{rank}" for rank in range(1, ranks + 1) for what in ("class", "probability")]])
         for p in predictions:
             writer.writerow([p.input, *[cell for label, value in p.top for cell in (label, f"{value:.6f}")]])

@@ -36,6 +36,7 @@ class RunSummary:
     samples_per_s: float | None  # median over epochs of metrics.csv samples_per_s
     history: list[dict[str, float | None]] = field(default_factory=list)  # metrics.csv rows; None for empty or NaN
     tested: str | None = None  # the checkpoint behind test_acc: "best@12" (best.pt, from epoch 12), "last@15"
+    task_metrics: dict[str, float] = field(default_factory=dict)  # a binary or regression task's: test_auc, test_r2, ...
     problems: list[str] = field(default_factory=list)  # "runs/x/run.json, line 3: not valid JSON (...)", one per broken file
 
 
@@ -127,14 +128,27 @@ def load_run(path: str | Path) -> RunSummary:
         samples_per_s=statistics.median(speeds) if speeds else None,
         history=history,
         tested=_tested(record),
+        task_metrics=_task_metrics(record),
         problems=problems,
     )
+
+
+# run.json's figures of the binary and regression tasks, with whether higher is better; compare shows them
+TASK_METRICS = {
+    "best_val_auc": True, "best_val_f1": True, "best_val_mae": False, "best_val_rmse": False, "best_val_r2": True,
+    "test_auc": True, "test_average_precision": True, "test_f1": True, "test_mae": False, "test_rmse": False, "test_r2": True,
+}  # fmt: skip
+
+
+def _task_metrics(record: dict[str, Any]) -> dict[str, float]:
+    found = {f"best_{_monitored_column(record)}": record.get("best_val"), **record}
+    return {key: number for key in TASK_METRICS if (number := finite_number(found.get(key))) is not None}
 
 
 def _tested(record: dict[str, Any]) -> str | None:
     """Which weights the recorded test result is of: "best@12" (best.pt, saved at epoch 12), "last@15"."""
     checkpoint = record.get("tested_checkpoint")
-    if not isinstance(checkpoint, str) or finite_number(record.get(names.TEST_ACC)) is None:
+    if not isinstance(checkpoint, str) or finite_number(record.get(names.TEST_ACC, record.get("test_r2"))) is None:
         return None
     epoch = record.get("tested_epoch", record.get("best_epoch") if checkpoint == "best" else record.get("epochs_completed"))
     epoch = finite_number(epoch)

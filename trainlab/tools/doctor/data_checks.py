@@ -44,9 +44,10 @@ def check_data(
         "examples_read": examples, "input_shape": list(shapes.pop()) if len(shapes) == 1 else "varies",
         "channel_mean": mean.tolist(),
         "channel_std": std.tolist(), "nan_values": int(inputs.isnan().sum()), "infinite_values": int(inputs.isinf().sum()),
-        "label_dtype": str(labels.dtype), "label_min": int(labels.min()), "label_max": int(labels.max()),
+        "label_dtype": str(labels.dtype), "label_min": labels.min().item(), "label_max": labels.max().item(),
     }  # fmt: skip
-    problems = _label_problems(labels, classes, evidence)
+    regression = not classes  # a regression's targets are values: no classes to count or mix
+    problems = [] if regression else _label_problems(labels, classes, evidence)
     if evidence["nan_values"] or evidence["infinite_values"]:
         what = f"{evidence['nan_values']} NaN and {evidence['infinite_values']} infinite input values"
         problems.append(Problem(FAIL, what, "find the broken inputs (a division by a zero std, a corrupt file) before training"))
@@ -56,7 +57,7 @@ def check_data(
         problems.append(Problem(WARN, f"inputs not normalised (mean {_values(mean)}, std {_values(std)})",
                                 "standardise each channel with the training split's mean and std"))  # fmt: skip
     first = batches[0][1]
-    evidence["first_batch_classes"] = int(first.unique().numel())
+    evidence["first_batch_classes"] = 0 if regression else int(first.unique().numel())
     if len(classes) > 1 and len(first) >= 2 * len(classes) and evidence["first_batch_classes"] == 1:
         problems.append(Problem(WARN, f"the first batch holds {len(first)} examples of one class",
                                 "shuffle the training set: one-class batches swing the model from class to class"))  # fmt: skip
@@ -67,7 +68,7 @@ def check_data(
     check = from_problems("data", problems, evidence, (summary, "labels in range, inputs finite and normalised, "
                                                                 "classes present and mixed in the batches"))  # fmt: skip
     images, shown_labels = preview if preview is not None else _rescaled(batches[0])
-    if images.ndim == 4 and images.shape[1] in (1, 3):  # a picture only of images
+    if images.ndim == 4 and images.shape[1] in (1, 3) and not regression:  # a picture only of labelled images
         images, shown_labels = images[:GRID_IMAGES].cpu(), shown_labels[:GRID_IMAGES].tolist()
         check.figures["data_batch"] = sample_grid_figure(images, shown_labels, classes)
     return check

@@ -31,12 +31,15 @@ PROBABILITY_TOLERANCE = 1e-3  # rows >= 0 that sum to 1 within this are probabil
 @torch.no_grad()
 def check_initial_loss(
     model: nn.Module, loss_fn: LossFn, batches: list[Batch], num_classes: int, placement: Placement,
-    class_counts: torch.Tensor | None = None,
+    class_counts: torch.Tensor | None = None, task: str = "classification",
 ) -> Check:  # fmt: skip
     """The untrained model's loss on `batches` against the loss of a uniform and of a class-prior guess.
 
+    `num_classes` is the model's output width (a binary task's one logit, a regression's target columns);
     `class_counts` (C,) are the training labels per class; by default they are counted in `batches`.
-    """
+    A binary task's references are the even logit (ln 2 for bce) and the logit of the positive class's prior
+    (the prior's entropy); a regression's, the guess of the training mean: for mse on the standardised
+    targets, their variance (1)."""
     model = copy.deepcopy(model).train()  # as the first step sees it (batch statistics); the model's own buffers stay
     logits, targets = [], []
     for inputs, batch_targets in batches:
@@ -47,8 +50,9 @@ def check_initial_loss(
     outputs = logits.shape[1] if logits.ndim == 2 else None
     if outputs != num_classes:
         shape = list(logits.shape[1:])
-        return Check("initial_loss", FAIL, f"the model gives outputs of shape {tuple(shape)} for {num_classes} classes",
-                     f"end the model with a layer of {num_classes} outputs, one logit per class",
+        what = {"binary": "one logit (binary task)", "regression": f"{num_classes} outputs, one per target"}.get(task, f"{num_classes} outputs, one logit per class")
+        return Check("initial_loss", FAIL, f"the model gives outputs of shape {tuple(shape)}; the task needs {num_classes}",
+                     f"end the model with a layer of {what}",
                      {"output_shape": shape, "num_classes": num_classes})  # fmt: skip
     try:
         loss = loss_fn(logits, targets).item()
@@ -57,12 +61,18 @@ def check_initial_loss(
                      f"labels must be integers 0..{num_classes - 1}; check the dataset's labels and the number of classes",
                      {"error": str(e), "label_min": int(targets.min()), "label_max": int(targets.max())})  # fmt: skip
 
-    counts = class_counts if class_counts is not None else torch.bincount(targets.cpu(), minlength=num_classes)
-    prior = counts.double() / counts.sum()
-    uniform_guess = loss_fn(torch.zeros_like(logits), targets).item()
-    prior_logits = prior.clamp_min(1e-12).log().float().to(logits.device).expand_as(logits)  # (C,) -> (B, C)
-    prior_guess = min(loss_fn(prior_logits, targets).item(), uniform_guess)
-    probabilities = bool((logits >= 0).all() and ((logits.sum(1) - 1).abs() <= PROBABILITY_TOLERANCE).all())
+    uniform_guess = loss_fn(torch.zeros_like(logits), targets).item()  # a regression: the standardised mean
+    if task == "regression":
+        prior_guess = uniform_guess
+    else:
+        counts = class_counts if class_counts is not None else torch.bincount(targets.cpu(), minlength=max(num_classes, 2))
+        prior = counts.double() / counts.sum()
+        if task == "binary":  # the positive class's log-odds
+            prior_logits = (prior[1].clamp(1e-12, 1 - 1e-12).logit()).float().to(logits.device).expand_as(logits)
+        else:
+            prior_logits = prior.clamp_min(1e-12).log().float().to(logits.device).expand_as(logits)  # (C,) -> (B, C)
+        prior_guess = min(loss_fn(prior_logits, targets).item(), uniform_guess)
+    probabilities = task == "classification" and bool((logits >= 0).all() and ((logits.sum(1) - 1).abs() <= PROBABILITY_TOLERANCE).all())
     ratio = _off_by(loss, prior_guess, uniform_guess)
     non_finite = int((~logits.isfinite()).sum())
     evidence = {
@@ -71,8 +81,10 @@ def check_initial_loss(
         "non_finite_outputs": non_finite, "outputs": logits.numel(),
     }  # fmt: skip
     summary = f"loss {fmt(loss)}, expected {fmt(uniform_guess)}"
-    if prior_guess < uniform_guess * 0.99:
-        summary += f" (class-prior guess {fmt(prior_guess)})"
+    if task == "regression":
+        summary += " (guessing the training mean)"
+    elif prior_guess < uniform_guess * 0.99:
+        summary += f" (class-prior guess {fmt(prior_guess)}{', the entropy of the prior' if task == 'binary' else ''})"
 
     if non_finite:
         return Check("initial_loss", FAIL, summary + f"; {non_finite:,} of {logits.numel():,} outputs are NaN or infinite",

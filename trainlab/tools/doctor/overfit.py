@@ -52,7 +52,7 @@ def check_overfit_example(
         summary = f"the output is the same for {min(len(inputs), INPUT_PROBE)} different inputs"
         return Check("overfit_example", FAIL, summary, advice, evidence)
     repeat = (2, *[1] * (inputs.ndim - 1))  # the example twice: batch norm needs two values per channel in training mode
-    example = inputs[:1].repeat(repeat), targets[:1].repeat(2)
+    example = inputs[:1].repeat(repeat), targets[:1].repeat((2, *[1] * (targets.ndim - 1)))  # a regression's (1, T) too
     losses = _fit(model, optimizer, loss_fn, example, placement, EXAMPLE_STEPS, EXAMPLE_TARGET_LOSS)
     reached = next((step for step, loss in enumerate(losses, 1) if loss < EXAMPLE_TARGET_LOSS), None)
     evidence |= {"losses": losses, "steps": len(losses), "first_loss": losses[0], "final_loss": losses[-1],

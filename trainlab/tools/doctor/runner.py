@@ -19,7 +19,7 @@ import math
 import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ from trainlab.engine.callbacks import LRSchedule
 from trainlab.engine.device import Placement
 from trainlab.engine.loop import Callback, Trainer
 from trainlab.engine.losses import LOSSES
+from trainlab.engine.tasks import Classification, Task
 from trainlab.engine.optim import OPTIMIZERS, SCHEDULERS
 from trainlab.errors import ConfigNote, TrainlabError, UsageError
 from trainlab.evaluation.plots import save_figure
@@ -66,9 +67,10 @@ class Subject:
     loss_fn: LossFn
     train: Any  # the ArrayLoader of training batches (set_epoch, preview, labels)
     val: Iterable[Batch] | None
-    classes: list[str]
+    classes: list[str]  # [] for a regression
     placement: Placement
     seed: int
+    task: Task = field(default_factory=Classification)
 
     def batches(self, count: int) -> list[Batch]:
         return take_batches(self.train, count)
@@ -79,8 +81,22 @@ class Subject:
 
     @property
     def chance(self) -> float:
-        """The loss of an even guess on balanced classes (ln C for cross-entropy)."""
-        return chance_loss(self.loss_fn, len(self.classes))
+        """The loss of an even guess on balanced classes (ln C for cross-entropy); a binary task's even logit (ln 2),
+        a regression's guess of the training mean (the standardised targets' variance for mse), on training batches."""
+        if self.task.name == "classification":
+            return chance_loss(self.loss_fn, len(self.classes))
+        with torch.no_grad():
+            batches = self.batches(INITIAL_BATCHES)
+            targets = torch.cat([t for _, t in batches])
+            outputs = torch.zeros(len(targets), self.task.outputs(len(self.classes) or targets.reshape(len(targets), -1).shape[1]))
+            return self.loss_fn(outputs.to(targets.device), targets).item()
+
+    @property
+    def outputs(self) -> int:
+        """The model's output width: one per class, one logit for a binary task, one per regression target."""
+        return self.task.outputs(len(self.classes)) if self.classes else self.model_outputs
+
+    model_outputs: int = 0  # a regression's target columns
 
 
 @dataclass
@@ -96,8 +112,8 @@ class DoctorResult:
 # Each check, from the subject. Run in CHECK_NAMES order, each under the run's seed.
 RUNNERS: dict[str, Callable[[Subject], Check]] = {
     "initial_loss": lambda s: check_initial_loss(
-        s.model, s.loss_fn, s.batches(INITIAL_BATCHES), len(s.classes), s.placement,
-        class_counts=torch.bincount(s.train.labels.cpu(), minlength=len(s.classes)),
+        s.model, s.loss_fn, s.batches(INITIAL_BATCHES), s.outputs, s.placement,
+        class_counts=torch.bincount(s.train.labels.cpu(), minlength=len(s.classes)) if s.classes else None, task=s.task.name,
     ),
     "data": lambda s: check_data(
         s.batches(min(DATA_BATCHES, len(s.train))), s.train.labels, s.classes,
@@ -169,7 +185,7 @@ def build_subject(config: ExperimentConfig) -> Subject:
     def build_trial(seed: int) -> Trial:
         """build_experiment's model, built again (the generators are seeded already); the data is kept:
         rebuilding it costs seconds, and the loader's own repeatability is checked apart."""
-        model = build_model(config, data.model_inputs(), placement)
+        model = build_model(config, data.model_inputs(), placement, example=data.example())
         return Trial(model, make_optimizer(model.parameters()), experiment.loss_fn, take_batches(data.train, SEED_STEPS))
 
     def make_scheduler(optimizer: torch.optim.Optimizer, epochs: int, steps: int) -> Any:
@@ -179,7 +195,7 @@ def build_subject(config: ExperimentConfig) -> Subject:
     return Subject(
         model=experiment.model, build_trial=build_trial, make_optimizer=make_optimizer, make_scheduler=make_scheduler,
         loss_fn=experiment.loss_fn, train=data.train, val=data.val, classes=list(data.classes), placement=placement,
-        seed=config.seed,
+        seed=config.seed, task=experiment.task, model_outputs=data.model_inputs()["num_classes"],
     )  # fmt: skip
 
 
@@ -243,7 +259,7 @@ def short_run(subject: Subject) -> ShortRun:
         warnings.simplefilter("ignore", ConfigNote)
         callbacks.append(LRSchedule(subject.make_scheduler(optimizer, SHORT_RUN_EPOCHS, len(train))))
     trainer = Trainer(model, optimizer, subject.loss_fn, train, val, epochs=SHORT_RUN_EPOCHS, placement=subject.placement,
-                      callbacks=callbacks)  # fmt: skip
+                      callbacks=callbacks, task=subject.task)  # fmt: skip
     try:
         trainer.fit()
     except UsageError:
@@ -269,7 +285,8 @@ def run_folder_curves(run_dir: Path, config: ExperimentConfig) -> Check:
     rows = read_metrics(run_dir)
     run = read_run_record(run_dir, missing_ok=True) or {}  # it adds the class count and the error of a failed run
     num_classes = run.get("num_classes") or report.class_count(run_dir)
-    loss_fn = LOSSES.build(config.loss.name, **config.loss.args)
+    task = {"task": config.task} if "task" in LOSSES.injected(config.loss.name) and config.task != "auto" else {}
+    loss_fn = LOSSES.build(config.loss.name, **task, **config.loss.args)
     failure = run.get("error") if run.get("status") == "failed" else None
     return check_curves(
         rows, chance_loss(loss_fn, num_classes) if num_classes else None, lr=config.optimizer.args.get("lr"),

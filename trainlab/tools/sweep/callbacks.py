@@ -7,6 +7,7 @@ import optuna
 from trainlab.engine.callbacks import LRSchedule
 from trainlab.engine.loop import Callback, Trainer
 from trainlab.engine.monitor import Monitor
+from trainlab.errors import ConfigError
 
 
 class ReportMetric(Callback):
@@ -18,6 +19,9 @@ class ReportMetric(Callback):
         self.pruned_at: int | None = None
 
     def on_epoch_end(self, trainer: Trainer) -> None:
+        if self.monitor.column not in trainer.history[-1]:
+            raise ConfigError(f"the sweep's metric {self.monitor.name} is not a metric of a {trainer.task.name} task; "
+                              f"set sweep.metric or monitor to one of: {', '.join(trainer.task.monitors)}")  # fmt: skip
         value = trainer.history[-1][self.monitor.column]
         self.values.append(value)
         if self.trial is None:

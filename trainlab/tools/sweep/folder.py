@@ -24,6 +24,7 @@ import yaml
 
 from trainlab.config import ConfigSource, ExperimentConfig, load_raw_config, validate_config
 from trainlab.engine.monitor import Monitor
+from trainlab.engine.tasks import task_monitor
 from trainlab.errors import ConfigError, UsageError
 from trainlab.run_folder import RunFolder
 from trainlab.sweep_config import SweepConfig
@@ -70,8 +71,9 @@ class Sweep:
 
     @property
     def monitor(self) -> Monitor:
-        """The objective: the sweep's metric, else the config's monitor."""
-        return self.settings.metric or self.config.monitor
+        """The objective: the sweep's metric, else the config's monitor (a binary or regression task's own when
+        the config names none: val/auc, val/mae)."""
+        return self.settings.metric or task_monitor(self.config)
 
     @property
     def metric(self) -> str:
