@@ -6,4 +6,4 @@ cd "$(dirname "$0")/.."
 python=${PYTHON:-$(command -v python3.11 || command -v python3)}
 [ -x .venv/bin/python ] || "$python" -m venv .venv
 .venv/bin/python -m pip install --quiet --disable-pip-version-check "torch==2.13.0"
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[dev,text,tables,pretrained,explain,vision-pretrained,export,serve]"
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[dev,notebook,text,tables,pretrained,explain,vision-pretrained,export,serve]"

@@ -139,3 +139,18 @@ def test_doctor_measures_a_binary_and_a_regression_model_against_their_own_guess
             assert checks["initial_loss"]["evidence"]["uniform_guess"] == pytest.approx(np.log(2), abs=1e-4)
         else:
             assert checks["initial_loss"]["evidence"]["uniform_guess"] == pytest.approx(1.0, abs=0.2)  # the variance
+
+
+def test_regression_on_several_target_columns_scores_each(tmp_path):
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(300, 2))
+    path = tmp_path / "two.csv"
+    pd.DataFrame({"a": x[:, 0], "b": x[:, 1], "sum": x[:, 0] + x[:, 1], "diff": 2 * x[:, 0] - x[:, 1]}).to_csv(path, index=False)
+    run = table_run(path, ["sum", "diff"], epochs=40, optimizer={"lr": 0.01})
+    report = json.loads((run.path / "regression_report.json").read_text())
+    assert report["targets"] == ["sum", "diff"] and set(report["per_target"]) == {"sum", "diff"}
+    assert all(scores["r2"] > 0.95 for scores in report["per_target"].values())
+    saved = read_regression_predictions(run.path)
+    assert saved.y_pred.shape == (len(saved.y_true), 2)
+    assert run.record["test_r2"] == pytest.approx(r2_score(saved.y_true, saved.y_pred), abs=1e-5)
+    assert list(run.predict([{"a": 1.0, "b": 1.0}]).columns) == ["sum", "diff"]

@@ -145,3 +145,17 @@ def test_an_unreachable_storage_exits_2_plainly_before_any_trial(isolated):
     result = trainlab("sweep", config, "--storage", "postgresql://nobody@127.0.0.1:1/trainlab")
     assert_user_error(result, 2, "cannot open the study storage postgresql://nobody@127.0.0.1:1/trainlab")
     assert not (isolated / "sweeps").exists()
+
+
+def test_a_regression_sweep_minimises_its_task_s_own_monitor(isolated):
+    (isolated / "r.yaml").write_text(
+        "task: regression\ndata: {name: sklearn_table, table: diabetes, batch_size: 32}\n"
+        "model: {name: table_mlp, hidden: [8]}\nepochs: 2\nprogress: false\nprecision: fp32\n"
+        "sweep:\n  method: grid\n  space: {optimizer.lr: [0.001, 0.01]}\n"
+    )
+    folder = sweep(str(isolated / "r.yaml"))
+    rows = read_trials(folder)
+    assert len(rows) == 2 and all(float(r["val/mae"]) > 0 for r in rows)  # no monitor named: the task's, val/mae
+    lowest = min(rows, key=lambda r: float(r["val/mae"]))
+    best = (folder / "best.yaml").read_text()
+    assert f"val/mae {float(lowest['val/mae']):.4f}" in best and f"lr: {lowest['optimizer.lr']}" in best

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import importlib.util
 import shutil
 import time
 from pathlib import Path
@@ -187,11 +188,12 @@ SHOWN = {"acc": "acc", "macro_f1": "macro F1", "f1": "F1", "auc": "AUC", "mae": 
 
 
 class ProgressBar(Callback):
-    """A live bar with loss, accuracy and samples/s in a terminal; one line per epoch everywhere.
-    `unit` names the samples in the rate ("img/s", "texts/s")."""
+    """A live bar with loss, accuracy and samples/s in a terminal, and in Jupyter (a widget: needs ipywidgets);
+    one line per epoch everywhere. `unit` names the samples in the rate ("img/s", "texts/s")."""
 
     def __init__(self, console: Console, live: bool = True, refresh_every: int = 10, unit: str = "img/s"):
-        self.console, self.live, self.refresh_every = console, live and console.is_terminal, refresh_every
+        shows_bars = console.is_terminal or (console.is_jupyter and importlib.util.find_spec("ipywidgets") is not None)
+        self.console, self.live, self.refresh_every = console, live and shows_bars, refresh_every
         self.unit = unit
         self.progress: Progress | None = None
 
