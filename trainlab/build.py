@@ -90,7 +90,7 @@ def build_model(
     with as_config_error("model", name):
         model = MODELS.build(name, **{key: inputs[key] for key in MODELS.injected(name)}, **config.model.args)
     if is_user_model(name) and example is not None:
-        check_outputs(model, example, inputs["num_classes"], name)
+        check_outputs(model, example, inputs["num_classes"], name, config.task)
     model = initialize(model, config.init)
     apply_transfer(model, config)
     if placement is not None:
@@ -99,7 +99,10 @@ def build_model(
     return model
 
 
-def check_outputs(model: nn.Module, example: torch.Tensor, expected: int, name: str) -> None:
+OUTPUTS_MEANING = {"binary": "one logit, the positive class's", "regression": "one value per target column"}
+
+
+def check_outputs(model: nn.Module, example: torch.Tensor, expected: int, name: str, task: str = "classification") -> None:
     """Refuse a model whose output for a batch of two examples is not (2, `expected`)."""
     batch = torch.stack([example, example])
     training = model.training
@@ -115,7 +118,7 @@ def check_outputs(model: nn.Module, example: torch.Tensor, expected: int, name: 
     if not isinstance(output, torch.Tensor) or tuple(output.shape) != (2, expected):
         got = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
         raise ConfigError(f"model '{name}' gives outputs of shape {got} for a batch of 2 inputs {tuple(batch.shape[1:])}; "
-                          f"the task needs (2, {expected}): one score per class")  # fmt: skip
+                          f"the task needs (2, {expected}): {OUTPUTS_MEANING.get(task, 'one score per class')}")  # fmt: skip
 
 
 def apply_transfer(model: nn.Module, config: ExperimentConfig) -> None:

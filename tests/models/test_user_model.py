@@ -131,3 +131,28 @@ def test_a_file_that_does_not_import_exits_2_with_its_error_and_no_traceback(net
         raise RuntimeError("my model file is unfinished")
     """))
     assert_user_error(trainlab("run", f"model.name={nets / 'broken.py'}:Net"), 2, "does not import", "my model file is unfinished")
+
+
+def test_a_text_model_of_the_user_s_is_given_the_vocabulary(nets, tmp_path):
+    from tests.text.tiny import write_emotion
+
+    (nets / "text_nets.py").write_text(textwrap.dedent('''
+        from torch import nn
+
+        class MeanOfWords(nn.Module):
+            def __init__(self, vocabulary, num_classes: int, dim: int = 16):
+                super().__init__()
+                self.embedding = nn.EmbeddingBag(len(vocabulary), dim, padding_idx=0)
+                self.head = nn.Linear(dim, num_classes)
+
+            def forward(self, ids):
+                return self.head(self.embedding(ids))
+    '''))
+    root = write_emotion(tmp_path / "emotion", (20, 4, 4))
+    run = train(None, f"model.name={nets / 'text_nets.py'}:MeanOfWords", "model.dim=8", "data.name=emotion",
+                f"data.root={root}", "data.batch_size=16", "epochs=3", "optimizer.lr=0.05")  # fmt: skip
+    predictor = Predictor.from_run(run)
+    assert predictor.model.embedding.num_embeddings == len(predictor.preprocess.vocabulary)
+    assert predictor.model.head.out_features == 6
+    (answer,) = predictor.top_classes(["i feel so happy today"], 1)
+    assert answer[0][0] in predictor.classes

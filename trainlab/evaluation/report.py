@@ -17,6 +17,7 @@ from typing import Any
 import jinja2
 
 from trainlab.engine import metric_names as names
+from trainlab.engine.monitor import Monitor
 from trainlab.run_folder import run_status
 from trainlab.run_records import (
     CONFIG_YAML, MISTAKES_PNG, NOT_CLASSES, read_classification_report, read_evaluations, read_json, read_metrics,
@@ -47,7 +48,7 @@ def write_html_report(run_dir: Path) -> Path:
         "error": run.get("error"),
         "headline": _headline(run, report, epochs),
         "curves_png": png_data_uri(run_dir / "curves.png"),
-        "epochs": _epoch_table(epochs) if epochs else None,
+        "epochs": _epoch_table(epochs, run.get("monitor")) if epochs else None,
         "confusion_png": png_data_uri(run_dir / "confusion_matrix.png"),
         **_task_pictures(run_dir),
         "classes": _class_table(report) if report else None,
@@ -152,15 +153,23 @@ def _summary_headline(summary: str | None) -> str:
     return " · ".join(lines) or "layers, output shapes and parameters"
 
 
-def _epoch_table(rows: list[dict[str, float | None]]) -> dict[str, Any]:
+def _epoch_table(rows: list[dict[str, float | None]], monitor: str | None = None) -> dict[str, Any]:
+    """The epochs, the best by the run's monitor (validation accuracy when unknown) marked."""
     columns = list(rows[0])
-    val_accs = [to_float(row.get(names.VAL_ACC)) for row in rows]
-    best = max(range(len(rows)), key=lambda i: val_accs[i] if not math.isnan(val_accs[i]) else -math.inf)
-    return {
-        "columns": columns,
-        "rows": [[_format_cell(c, row.get(c)) for c in columns] for row in rows],
-        "best": best if not math.isnan(val_accs[best]) else None,
-    }
+    try:
+        chosen = Monitor.parse(monitor or "val/acc")
+    except ValueError:
+        chosen = Monitor.parse("val/acc")
+    values = [to_float(row.get(chosen.column)) for row in rows]
+    ranked = [i for i in range(len(rows)) if not math.isnan(values[i])]
+    best = min(ranked, key=lambda i: (chosen.sort_key(values[i]), i)) if ranked else None
+    return {"columns": columns, "rows": [[_format_cell(c, row.get(c)) for c in columns] for row in rows], "best": best,
+            "monitor": MONITOR_WORDS.get(chosen.name, chosen.name)}  # fmt: skip
+
+
+MONITOR_WORDS = {"val/acc": "validation accuracy", "val/loss": "validation loss", "val/macro_f1": "validation macro F1",
+                 "val/f1": "validation F1", "val/auc": "validation ROC AUC", "val/mae": "validation MAE",
+                 "val/rmse": "validation RMSE", "val/r2": "validation R²"}  # fmt: skip
 
 
 def _class_table(report: dict[str, Any]) -> dict[str, list[list[str]]]:

@@ -41,6 +41,17 @@ LAYER_FORMS: dict[str, str] = {
 Shape = tuple[int, ...]  # one example's shape: (C, H, W) or (features,)
 
 
+def dense_layers(fan_in: int, fan_out: int, activation: str, *, batchnorm: bool = False, dropout: float = 0.0) -> list[nn.Module]:
+    """A fully connected layer as the lab's MLPs stack them: Linear, BatchNorm1d (optional), activation, Dropout (when > 0)."""
+    layers: list[nn.Module] = [nn.Linear(fan_in, fan_out)]
+    if batchnorm:
+        layers.append(nn.BatchNorm1d(fan_out))
+    layers.append(ACTIVATIONS[activation]())
+    if dropout > 0:
+        layers.append(nn.Dropout(dropout))
+    return layers
+
+
 @MODELS.register(injected=IMAGE_MODEL_INPUTS)
 def sequential(
     *,

@@ -7,7 +7,7 @@ from typing import Annotated
 from pydantic import Field
 from torch import nn
 
-from trainlab.models.layers import ACTIVATIONS, Activation, Probability
+from trainlab.models.layers import Activation, Probability, dense_layers
 from trainlab.models.registry import MODELS, TABLE_MODEL_INPUTS
 
 
@@ -28,12 +28,7 @@ def table_mlp(
     layers: list[nn.Module] = []
     width = in_features
     for size in hidden:
-        layers.append(nn.Linear(width, size))
-        if batchnorm:
-            layers.append(nn.BatchNorm1d(size))
-        layers.append(ACTIVATIONS[activation]())
-        if dropout > 0:
-            layers.append(nn.Dropout(dropout))
+        layers += dense_layers(width, size, activation, batchnorm=batchnorm, dropout=dropout)
         width = size
     layers.append(nn.Linear(width, num_classes))  # (B, F) -> (B, num_classes)
     return nn.Sequential(*layers)

@@ -8,7 +8,7 @@ import torch
 from pydantic import Field
 from torch import Tensor, nn
 
-from trainlab.models.layers import ACTIVATIONS, Activation, Probability
+from trainlab.models.layers import Activation, Probability, dense_layers
 from trainlab.models.registry import IMAGE_MODEL_INPUTS, MODELS, Normalisation, normalises_with
 from trainlab.models.transfer import TransferModel, resize_to
 from trainlab.models.weight_files import find_weights
@@ -51,12 +51,7 @@ def workshop_cnn(
         layers += [nn.Conv2d(c4, c4, 3, padding=1), nn.ReLU()]
     layers.append(nn.Flatten())  # (B, c4, H/4, W/4) -> (B, c4*H/4*W/4)
     for fan_in, fan_out in ((c4 * h * w, hidden[0]), (hidden[0], hidden[1])):
-        layers.append(nn.Linear(fan_in, fan_out))
-        if fc_batchnorm:
-            layers.append(nn.BatchNorm1d(fan_out))
-        layers.append(ACTIVATIONS[fc_activation]())
-        if dropout > 0:
-            layers.append(nn.Dropout(dropout))
+        layers += dense_layers(fan_in, fan_out, fc_activation, batchnorm=fc_batchnorm, dropout=dropout)
     layers.append(nn.Linear(hidden[1], num_classes))
     return nn.Sequential(*layers)
 
@@ -78,9 +73,7 @@ def mnist_mlp(
     layers: list[nn.Module] = [nn.Flatten()]  # (B, C, H, W) -> (B, C*H*W)
     width = in_channels * image_size[0] * image_size[1]
     for size in hidden:
-        layers += [nn.Linear(width, size), ACTIVATIONS[activation]()]
-        if dropout > 0:
-            layers.append(nn.Dropout(dropout))
+        layers += dense_layers(width, size, activation, dropout=dropout)
         width = size
     layers.append(nn.Linear(width, num_classes))
     return nn.Sequential(*layers)
