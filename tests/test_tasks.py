@@ -154,3 +154,19 @@ def test_regression_on_several_target_columns_scores_each(tmp_path):
     assert saved.y_pred.shape == (len(saved.y_true), 2)
     assert run.record["test_r2"] == pytest.approx(r2_score(saved.y_true, saved.y_pred), abs=1e-5)
     assert list(run.predict([{"a": 1.0, "b": 1.0}]).columns) == ["sum", "diff"]
+
+
+def test_export_and_serve_refuse_a_regression_or_table_run_before_any_work(linear_csv, binary_csv):
+    from trainlab.errors import UsageError
+    from trainlab.serve.model import ServedModel
+    from trainlab.tools.export import export_run
+
+    regression = table_run(linear_csv, "y", epochs=1)
+    with pytest.raises(UsageError, match="trainlab serve takes image and text classifiers; a regression is not built"):
+        ServedModel.from_run(regression.path)
+    with pytest.raises(UsageError, match="trainlab export takes image and text classifiers"):
+        export_run(regression.path)
+    assert not (regression.path / "export").exists()
+    binary_table = table_run(binary_csv, "answer", task="binary", epochs=1)
+    with pytest.raises(UsageError, match="a model of table inputs is not built"):
+        ServedModel.from_run(binary_table.path)

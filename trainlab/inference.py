@@ -154,6 +154,18 @@ class Predictor:
         return results
 
 
+SHIPPED_KINDS = ("image", "text", "pieces")  # what export, bench and serve take
+
+
+def check_shippable(predictor: Predictor, command: str) -> None:
+    """`trainlab export`, `bench` and `serve` take image and text classifiers (binary ones too); a table's model
+    or a regression is refused before any work, as not built for them yet."""
+    if predictor.preprocess.kind not in SHIPPED_KINDS or predictor.is_regression:
+        what = "a regression" if predictor.is_regression else f"a model of {predictor.preprocess.kind} inputs"
+        raise UsageError(f"trainlab {command} takes image and text classifiers; {what} is not built for it yet "
+                         "(trainlab predict and the Python API's Run.predict serve it)")  # fmt: skip
+
+
 def _check_finished(folder: RunFolder) -> None:
     record = read_run_record(folder.path, missing_ok=True)
     if record is None:

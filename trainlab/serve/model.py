@@ -20,7 +20,7 @@ from PIL import Image
 
 from trainlab.data.preprocess import ImagePreprocess
 from trainlab.errors import UsageError
-from trainlab.inference import Predictor
+from trainlab.inference import Predictor, check_shippable
 from trainlab.run_records import read_run_record
 
 BACKENDS = ("auto", "torch", "onnx", "onnx-int8")
@@ -56,6 +56,7 @@ class ServedModel:
         threads = threads or torch.get_num_threads()
         torch.set_num_threads(threads)
         predictor = Predictor.from_run(run_dir, checkpoint, device="cpu")
+        check_shippable(predictor, "serve")
         predictor.model.float()
         return cls(predictor, run_dir, _pick_backend(run_dir, backend, checkpoint, predictor.epoch), threads, name=name)
 

@@ -24,7 +24,7 @@ from trainlab.errors import DataError, TrainlabError, UsageError
 from trainlab.export.onnx_model import OPSET, export_onnx, logits_of
 from trainlab.export.quantize import quantize_dynamic_int8, quantize_static_int8
 from trainlab.export.runtime import INPUT, OUTPUT, OnnxModel, onnxruntime
-from trainlab.inference import Predictor
+from trainlab.inference import Predictor, check_shippable
 from trainlab.run_folder import RunFolder
 from trainlab.run_records import read_run_record
 from trainlab.tools.evaluate import check_data_overrides, load_test_split
@@ -60,6 +60,7 @@ def export_run(run_dir: Path, overrides: Sequence[str] = (), *, checkpoint: str 
     check_data_overrides(overrides, "export")
     config, _ = load_config(str(folder.path / "config.yaml"), list(overrides))
     predictor = Predictor.from_run(folder.path, checkpoint, device="cpu")
+    check_shippable(predictor, "export")
     model = predictor.model.float().eval()
     test, dataset = load_test_split(folder, config, predictor, overrides, command="export")
     target = fresh_folder(folder.path, EXPORT_DIR)  # before the work: a folder that cannot be written fails at once
