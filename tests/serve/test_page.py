@@ -182,3 +182,24 @@ def test_the_page_classifies_a_typed_sentence(page, problems, serve_runs):
         expect(page.locator("#error")).to_have_text("")
 
     assert problems == []
+
+
+def test_the_api_docs_render_offline_from_the_servers_own_scripts(page, problems, serve_runs):
+    served = ServedModel.from_run(serve_runs["image"])
+    outside = []
+
+    def only_this_server(route):  # a request to any other host fails, as it would on a machine without internet
+        if route.request.url.startswith("http://127.0.0.1"):
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", only_this_server)
+    with running_server(create_app(served)) as url:
+        page.goto(url + "/docs")
+        expect(page.locator(".swagger-ui .info .title")).to_contain_text(f"trainlab serve: {served.name}")
+        expect(page.locator(".opblock-summary-path").filter(has_text="/v2/models/{model}/infer")).to_have_count(1)
+        page.goto(url + "/redoc")
+        expect(page.locator("h1").first).to_contain_text(f"trainlab serve: {served.name}")
+    assert outside == [] and problems == []

@@ -16,6 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException
 
 from trainlab.serve.model import BadInput, ServedModel, decode_image
@@ -35,8 +36,9 @@ class ClientError(Exception):
 
 def create_app(served: ServedModel, *, max_request_bytes: int = MAX_REQUEST_BYTES) -> FastAPI:
     version = package_version("trainlab") or "unknown"
-    app = FastAPI(title=f"trainlab serve: {served.name}", version=version,
-                  description="The Open Inference Protocol v2 (/v2/...) and a simple /predict route for a trainlab run.")  # fmt: skip
+    app = FastAPIOffline(title=f"trainlab serve: {served.name}", version=version, static_url="/docs-assets",
+                         description="The Open Inference Protocol v2 (/v2/...) and a simple /predict route for a trainlab run.")  # fmt: skip
+    # FastAPIOffline: /docs (Swagger UI) and /redoc with their scripts served from here, not from a CDN
     app.add_middleware(SizeLimit, limit=max_request_bytes)
     name = served.name
     page = files("trainlab.serve").joinpath("page.html").read_text()
