@@ -11,6 +11,7 @@ on cached features takes the same steps as training on images.
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,12 +22,16 @@ from torch import nn
 
 from trainlab.data.base import cache_root
 from trainlab.data.loader import ArrayLoader, seeded_generator
+from trainlab.errors import UsageError
 from trainlab.utils.io import atomic_open
 
 if TYPE_CHECKING:
     from trainlab.engine.device import Placement
 
 FEATURES_DIR = "features"  # under the image cache folder
+# The feature cache keeps its most recently used files within this many GB ($TRAINLAB_FEATURE_CACHE_GB): one
+# CIFAR-10 split of EfficientNet-Lite0 features is 0.2-0.5 GB, and every new setting or backbone adds files.
+LIMIT_ENV, DEFAULT_LIMIT_GB = "TRAINLAB_FEATURE_CACHE_GB", 4.0
 # Images per forward pass. Small batches are the fast ones on a CPU: EfficientNet-Lite0 at 160x160 computes
 # 225 images/s in batches of 32 and 78 in batches of 256, whose activations (GBs) spill out of the caches.
 BATCH = 32
@@ -97,12 +102,61 @@ def cached_features(
     path = cache_root() / FEATURES_DIR / f"{feature_key(model, loader.images, placement)}.npy"
     if path.is_file():
         try:
-            return torch.from_numpy(np.load(path)).to(placement.device), True
+            features = torch.from_numpy(np.load(path)).to(placement.device)
+            _touch(path)  # recently used: pruned last
+            return features, True
         except (OSError, ValueError):
             say(f"the feature cache {path} is unreadable; computing the features again")
     features = compute_features(model, loader, placement)
     _store(path, features, say)
+    prune(path.parent, keep=path, say=say)
     return features, False
+
+
+def cache_limit_bytes() -> int:
+    """$TRAINLAB_FEATURE_CACHE_GB in bytes (default 4 GB); a value that is not a number >= 0 is a UsageError."""
+    text = os.environ.get(LIMIT_ENV, "").strip()
+    try:
+        limit = float(text) if text else DEFAULT_LIMIT_GB
+    except ValueError:
+        limit = -1.0
+    if not limit >= 0:
+        raise UsageError(f"${LIMIT_ENV}={text!r}: expected the feature cache's size limit in GB, a number >= 0")
+    return int(limit * 1e9)
+
+
+def prune(folder: Path, keep: Path | None = None, say: Callable[[str], None] = lambda line: None) -> list[Path]:
+    """Delete the least recently used feature files until the folder fits in `cache_limit_bytes()`; `keep` (the file
+    just written) stays whatever its size. Returns the files deleted; a file that cannot be deleted is left."""
+    limit = cache_limit_bytes()
+    try:
+        entries = [(p.stat().st_mtime, p.stat().st_size, p) for p in folder.glob("*.npy")]
+    except OSError:
+        return []
+    total = sum(size for _, size, _ in entries)
+    removed: list[Path] = []
+    for _, size, path in sorted(entries, key=lambda entry: entry[0]):  # oldest use first
+        if total <= limit:
+            break
+        if path == keep:
+            continue
+        try:
+            path.unlink()
+        except OSError:
+            continue
+        total -= size
+        removed.append(path)
+    if removed:
+        say(f"feature cache {folder}: removed {len(removed)} least recently used file(s) to stay within "
+            f"{limit / 1e9:g} GB (${LIMIT_ENV})")  # fmt: skip
+    return removed
+
+
+def _touch(path: Path) -> None:
+    try:
+        os.utime(path)
+    except OSError:
+        pass  # a read-only cache still serves; it is only pruned in a different order
 
 
 def _store(path: Path, features: torch.Tensor, say: Callable[[str], None]) -> None:
