@@ -66,7 +66,8 @@ def cpu_seconds(pid: int) -> float | None:
 
 def start_server(args: argparse.Namespace, port: int, log: Path) -> subprocess.Popen:
     command = [sys.executable, "-m", "trainlab", "serve", str(args.run), "--port", str(port), "--quiet",
-               "--backend", args.backend, *(["--threads", str(args.threads)] if args.threads else []), "--workers", str(args.workers)]  # fmt: skip
+               "--backend", args.backend, *(["--threads", str(args.threads)] if args.threads else []), "--workers", str(args.workers),
+               "--max-batch", str(args.max_batch), "--batch-wait-ms", str(args.batch_wait_ms)]  # fmt: skip
     with open(log, "w") as out:
         server = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
     started = time.perf_counter()
@@ -229,6 +230,8 @@ def main() -> None:
     parser.add_argument("--rate", type=float, help="requests/s in all, due at fixed times (open loop); default: back to back")
     parser.add_argument("--workers", type=int, default=1, help="the server's worker processes")
     parser.add_argument("--batch", type=int, default=1, help="images or texts per request")
+    parser.add_argument("--max-batch", type=int, default=32, help="the server's dynamic batching: images per forward pass (1: off; 32: the server's default)")
+    parser.add_argument("--batch-wait-ms", type=float, default=0.0, help="the server's wait for more requests to batch")
     args = parser.parse_args()
     port = free_port()
     log = Path(tempfile.mkstemp(prefix="serve_load-", suffix=".log")[1])
@@ -261,7 +264,7 @@ def main() -> None:
     met = bool(p95 < GOAL_P95_MS and error_count == 0)
     server_s = None if server_cpu is None or cpu["server"] is None else server_cpu - cpu["server"]
     row = {"route": args.route + (f" ({args.tensors})" if args.route == "infer" else ""), "backend": meta["backend"], "threads": meta["threads"], "workers": args.workers, "clients": args.clients, "rate": args.rate or "max",
-           "batch": args.batch, "requests": n, "req/s": n / result["elapsed"],
+           "batch": args.batch, "max batch": args.max_batch, "requests": n, "req/s": n / result["elapsed"],
            "inputs/s": n * args.batch / result["elapsed"], "p50 ms": float(p50), "p95 ms": float(p95),
            "p99 ms": float(p99), "max ms": float(latencies.max()), "errors": error_count,
            "server CPU ms/req": None if server_s is None else 1000 * server_s / n,
@@ -276,7 +279,8 @@ def main() -> None:
     }  # fmt: skip
     name = args.run.resolve().name or "default"
     variant = (f"{args.route}{'-binary' if args.route == 'infer' and args.tensors == 'binary' else ''}-{meta['backend']}"
-               f"-w{args.workers}-c{args.clients}" + (f"-r{args.rate:g}" if args.rate else ""))
+               f"-w{args.workers}-c{args.clients}" + (f"-r{args.rate:g}" if args.rate else "")
+               + (f"-mb{args.max_batch}" + (f"-wait{args.batch_wait_ms:g}" if args.batch_wait_ms else "") if args.max_batch > 1 else ""))
     path = save(f"serve_load-{name}-{variant}", figures)
     record = json.loads(path.read_text())
     record["environment"].update(cpu=cpu_name(), cpu_flags=cpu_flags(), serving_packages={

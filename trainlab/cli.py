@@ -388,6 +388,8 @@ def serve(
     max_request_mb: Annotated[float, typer.Option(metavar="MB", min=0.001, help="the largest request body accepted (larger: 413)")] = 10.0,
     name: Annotated[Optional[str], typer.Option(metavar="NAME", help="the model's name in /v2/models/NAME; default: the run folder's name", show_default=False)] = None,
     workers: Annotated[int, typer.Option(metavar="N", min=1, max=64, help="server processes, each with the model loaded once (about one per core)")] = 1,
+    max_batch: Annotated[int, typer.Option(metavar="N", min=1, max=1024, help="dynamic batching: image requests waiting while the model is busy run together, up to N images (1: off)")] = 32,
+    batch_wait_ms: Annotated[float, typer.Option(metavar="MS", min=0, max=1000, help="with --max-batch: wait this long for more requests before a forward pass (0: take only those already waiting)")] = 0.0,
     quiet: Annotated[bool, typer.Option("--quiet", help="no line per request")] = False,
 ) -> None:
     """Serve a run's model over HTTP: the Open Inference Protocol v2, POST /predict, and a page for live tests.
@@ -405,7 +407,7 @@ def serve(
 
     serve_run(run_dir, host=host, port=port, backend=backend, checkpoint=checkpoint, threads=threads,
               max_request_bytes=int(max_request_mb * 1024 * 1024), name=name, access_log=not quiet, announce=announce,
-              workers=workers)  # fmt: skip
+              workers=workers, max_batch=max_batch, batch_wait_ms=batch_wait_ms)  # fmt: skip
 
 
 @app.command(cls=Command, epilog="""Examples:

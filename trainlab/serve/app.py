@@ -19,6 +19,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException
 
+from trainlab.serve.batching import Batcher
 from trainlab.serve.model import BadInput, ServedModel, decode_image
 from trainlab.serve.protocol import HEADER_LENGTH, ProtocolError, output_tensor, parse_request
 from trainlab.utils.machine import package_version
@@ -34,7 +35,9 @@ class ClientError(Exception):
         self.status = status
 
 
-def create_app(served: ServedModel, *, max_request_bytes: int = MAX_REQUEST_BYTES) -> FastAPI:
+def create_app(served: ServedModel, *, max_request_bytes: int = MAX_REQUEST_BYTES, max_batch: int = 1,
+               batch_wait_ms: float = 0.0) -> FastAPI:  # fmt: skip
+    """The server's routes for `served`; `max_batch` > 1 runs concurrent image requests together (batching.py)."""
     version = package_version("trainlab") or "unknown"
     app = FastAPIOffline(title=f"trainlab serve: {served.name}", version=version, static_url="/docs-assets",
                          description="The Open Inference Protocol v2 (/v2/...) and a simple /predict route for a trainlab run.")  # fmt: skip
@@ -42,6 +45,11 @@ def create_app(served: ServedModel, *, max_request_bytes: int = MAX_REQUEST_BYTE
     app.add_middleware(SizeLimit, limit=max_request_bytes)
     name = served.name
     page = files("trainlab.serve").joinpath("page.html").read_text()
+    batcher = Batcher(served.probabilities, max_batch, batch_wait_ms / 1000) if max_batch > 1 and served.kind == "image" else None
+    app.state.batcher = batcher
+
+    async def forward(inputs: Any) -> np.ndarray:
+        return await batcher(inputs) if batcher is not None else await run_in_threadpool(served.probabilities, inputs)
 
     @app.exception_handler(ClientError)
     async def client_error(request: Request, error: ClientError) -> JSONResponse:
@@ -106,7 +114,7 @@ def create_app(served: ServedModel, *, max_request_bytes: int = MAX_REQUEST_BYTE
             inputs = model_inputs(served, body.inputs[0], tensors, len(body.inputs))
         except (ProtocolError, BadInput) as e:
             raise ClientError(400, str(e)) from None
-        probabilities = await run_in_threadpool(served.probabilities, inputs)
+        probabilities = await forward(inputs)
         binary_default = bool(body.parameters.get("binary_data_output", False))
         requested = [(o.name, o.parameters) for o in body.outputs or []] or [(o, {}) for o in OUTPUTS]
         outputs, chunks = [], []
@@ -153,7 +161,7 @@ def create_app(served: ServedModel, *, max_request_bytes: int = MAX_REQUEST_BYTE
                                        "(curl -F file=@cat.jpg) or texts as application/json ({\"texts\": [...]})")  # fmt: skip
         except BadInput as e:
             raise ClientError(400, str(e)) from None
-        probabilities = await run_in_threadpool(served.probabilities, inputs)
+        probabilities = await forward(inputs)
         order = np.argsort(-probabilities, axis=1)[:, :top]
         predictions = [
             {"input": input_name, "label": served.classes[row[0]],

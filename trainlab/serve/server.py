@@ -39,7 +39,7 @@ WORKERS_ENV = "TRAINLAB_SERVE_WORKER"  # how a worker process learns what to ser
 
 def serve_run(run_dir: Path, *, host: str, port: int, backend: str, checkpoint: str, threads: int | None,
               max_request_bytes: int, name: str | None, access_log: bool, announce: Callable[[str], None],
-              workers: int = 1) -> None:  # fmt: skip
+              workers: int = 1, max_batch: int = 1, batch_wait_ms: float = 0.0) -> None:  # fmt: skip
     missing = [module for module in ("fastapi", "uvicorn", "multipart") if importlib.util.find_spec(module) is None]
     if missing:
         raise UsageError(f'serving needs fastapi, uvicorn and python-multipart ({", ".join(missing)} missing): pip install -e ".[serve]"')
@@ -53,13 +53,16 @@ def serve_run(run_dir: Path, *, host: str, port: int, backend: str, checkpoint: 
     port = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
     processes = f", {workers} worker processes" if workers > 1 else ""
+    if max_batch > 1 and served.kind == "image":
+        processes += f", concurrent images in batches of up to {max_batch}" + (f" (waiting {batch_wait_ms:g} ms)" if batch_wait_ms else "")
+    batching = {"max_batch": max_batch, "batch_wait_ms": batch_wait_ms}
     announce(f"serving {served.name} ({served.kind}s, {len(served.classes)} classes; {served.backend}, {served.threads} "
              f"threads{processes}) at http://{shown}:{port}/ : the page at /, /predict, the Open Inference Protocol at /v2, "
              f"the API's docs at /docs; Ctrl-C stops")  # fmt: skip
     log = {"log_level": "info" if access_log else "warning", "access_log": access_log, "timeout_graceful_shutdown": 5}
     try:
         if workers == 1:
-            uvicorn.Server(uvicorn.Config(create_app(served, max_request_bytes=max_request_bytes), **log)).run(sockets=[sock])
+            uvicorn.Server(uvicorn.Config(create_app(served, max_request_bytes=max_request_bytes, **batching), **log)).run(sockets=[sock])
             return
         # Each worker is a fresh process (spawned: no fork of torch's threads) that loads the model once; they share the
         # socket, and uvicorn's supervisor restarts a worker that dies and stops them all on Ctrl-C or SIGTERM.
@@ -67,7 +70,8 @@ def serve_run(run_dir: Path, *, host: str, port: int, backend: str, checkpoint: 
 
         del served
         os.environ[WORKERS_ENV] = json.dumps({"run_dir": str(run_dir), "backend": backend, "checkpoint": checkpoint,
-                                              "threads": threads, "name": name, "max_request_bytes": max_request_bytes})  # fmt: skip
+                                              "threads": threads, "name": name, "max_request_bytes": max_request_bytes,
+                                              **batching})  # fmt: skip
         config = uvicorn.Config("trainlab.serve.server:worker_app", factory=True, workers=workers, **log)
         Multiprocess(config, sockets=[sock]).run()
     finally:
@@ -80,5 +84,5 @@ def worker_app():
     from trainlab.serve.model import ServedModel
 
     options = json.loads(os.environ[WORKERS_ENV])
-    max_request_bytes = options.pop("max_request_bytes")
-    return create_app(ServedModel.from_run(**options), max_request_bytes=max_request_bytes)
+    app_options = {key: options.pop(key) for key in ("max_request_bytes", "max_batch", "batch_wait_ms")}
+    return create_app(ServedModel.from_run(**options), **app_options)
