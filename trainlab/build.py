@@ -51,8 +51,8 @@ def resolve_task(config: ExperimentConfig, preprocess: Preprocess) -> Task:
         task = build_task(name, preprocess)
         task.outputs(preprocess.model_inputs()["num_classes"])
     config.task = name
-    if "loss" not in config.model_fields_set:
-        config.loss = LossConfig(name=task.default_loss)
+    if "loss" not in config.model_fields_set and config.loss.name != task.default_loss:
+        config.loss = LossConfig(name=task.default_loss)  # a classification's loss section stays as validated
     if "monitor" not in config.model_fields_set:
         config.monitor = task.default_monitor
     for field, monitor in (("monitor", config.monitor), ("early_stopping.monitor", config.early_stopping.monitor)):

@@ -55,6 +55,10 @@ SORT_KEYS = {
     RUN: (RUN, False),
 }
 SORT_KEYS |= {key: (key, higher) for key, higher in TASK_METRICS.items()}  # binary and regression tasks
+# fractions to 4 decimals (AUC, F1, R²), errors to 4 significant digits in the targets' units (MAE, RMSE)
+_TASK_FORMATS: dict[str, Callable[[float], str]] = {
+    key: ("{:.4g}" if key.endswith(("mae", "rmse")) else "{:.4f}").format for key in TASK_METRICS
+}
 # the sort keys' earlier spellings, still taken
 SORT_ALIASES = {"val_acc": names.BEST_VAL_ACC, "f1": names.TEST_MACRO_F1, "time": names.TRAIN_SECONDS,
                 "images_per_s": names.SAMPLES_PER_S, "epochs": names.EPOCHS_COMPLETED, "name": RUN}  # fmt: skip
@@ -256,7 +260,7 @@ def group_rows(runs: Sequence[RunSummary], sort: str = names.BEST_VAL_ACC) -> li
 def _cell(column: str, value: Any) -> str:
     if value is None:
         return ""
-    fmt = _COLUMN_FORMATS.get(column, "{:g}".format)
+    fmt = _COLUMN_FORMATS.get(column) or _TASK_FORMATS.get(column, "{:g}".format)
     if isinstance(value, MeanStd):
         text = f"{fmt(value.mean)} ± {fmt(value.std)}"
         return text if value.n == value.of else f"{text} (n={value.n})"
