@@ -64,8 +64,7 @@ def resolve_task(config: ExperimentConfig, preprocess: Preprocess) -> Task:
 def build_loss(config: ExperimentConfig, task: Task) -> nn.Module:
     """The config's loss, fed as the task needs (one logit, standardised targets)."""
     with as_config_error("loss", config.loss.name):
-        injected = {"task": task.name} if "task" in LOSSES.injected(config.loss.name) else {}
-        return task.loss(LOSSES.build(config.loss.name, **injected, **config.loss.args))
+        return task.loss(LOSSES.build(config.loss.name, task=task.name, **config.loss.args))
 
 
 def build_model(

@@ -130,7 +130,7 @@ def prune(folder: Path, keep: Path | None = None, say: Callable[[str], None] = l
     just written) stays whatever its size. Returns the files deleted; a file that cannot be deleted is left."""
     limit = cache_limit_bytes()
     try:
-        entries = [(p.stat().st_mtime, p.stat().st_size, p) for p in folder.glob("*.npy")]
+        entries = [(stat.st_mtime, stat.st_size, p) for p in folder.glob("*.npy") for stat in [p.stat()]]
     except OSError:
         return []
     total = sum(size for _, size, _ in entries)

@@ -98,9 +98,10 @@ def _table(inputs: Any, targets: Any, test: tuple[Any, Any] | None, classes: lis
     dataset = build_table(train, held_out, files=files, target=target, features=features, categorical=[], missing="error",
                           test_size=TEST_SIZE, test_split_seed=TEST_SPLIT_SEED, test_only=False, source=source)  # fmt: skip
     if values and dataset.kind == "classes":  # whole numbers of few values: the float dtype says they are values
-        as_values = {name: pd.to_numeric for name in target}
-        dataset = dataclasses.replace(dataset, classes=None, train=dataset.train.assign(**{n: f(dataset.train[n]) for n, f in as_values.items()}),
-                                      test=dataset.test.assign(**{n: f(dataset.test[n]) for n, f in as_values.items()}))  # fmt: skip
+        def numeric(rows: pd.DataFrame) -> pd.DataFrame:
+            return rows.assign(**{name: pd.to_numeric(rows[name]) for name in target})
+
+        dataset = dataclasses.replace(dataset, classes=None, train=numeric(dataset.train), test=numeric(dataset.test))
     return dataset
 
 

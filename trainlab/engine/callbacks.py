@@ -15,7 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from trainlab.engine.checkpoint import save_checkpoint
 from trainlab.engine.loop import Callback, Trainer
-from trainlab.engine.metric_names import LR, METRIC_COLUMNS, TRAIN_LOSS, columns_of, epoch_metrics, epoch_tag, step_tag
+from trainlab.engine.metric_names import LR, METRIC_COLUMNS, TRAIN_LOSS, epoch_metrics, epoch_tag, metric_columns, step_tag
 from trainlab.engine.monitor import Monitor
 from trainlab.errors import TrainlabError
 from trainlab.evaluation.hparams import run_metrics, write_hparams
@@ -80,12 +80,12 @@ class MetricsCSV(Callback):
         self.path = path
 
     def on_epoch_end(self, trainer: Trainer) -> None:
-        write_metrics_csv(self.path, trainer.history)
+        write_metrics_csv(self.path, trainer.history, metric_columns(trainer.task.name))
 
 
-def write_metrics_csv(path: Path, history: list[dict[str, float]]) -> None:
+def write_metrics_csv(path: Path, history: list[dict[str, float]], columns: list[str] = METRIC_COLUMNS) -> None:
     with atomic_open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=columns_of(history[0]) if history else METRIC_COLUMNS, extrasaction="ignore")
+        writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
         for row in history:
             writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})

@@ -35,21 +35,11 @@ def metric_columns(task: str = "classification") -> list[str]:
     return [EPOCH, *TASK_COLUMNS[task], LR, SECONDS, SAMPLES_PER_S, THREADS]
 
 
-def columns_of(row: dict) -> list[str]:
-    """metrics.csv's columns for a history row: those of the task whose metrics it holds."""
-    task = next((task for task, columns in TASK_COLUMNS.items() if task != "classification" and set(columns) <= set(row)),
-                "classification")  # fmt: skip
-    return metric_columns(task)
-
 # run.json and compare, one value per run
 EPOCHS_COMPLETED = "epochs_completed"
 BEST_VAL_ACC = "best_val_acc"  # the highest val_acc of any epoch
 TEST_ACC, TEST_MACRO_F1 = "test_acc", "test_macro_f1"
 TRAIN_SECONDS = "train_seconds"
-
-# TensorBoard logs TRAIN_LOSS, TRAIN_ACC and LR every step, these every epoch
-EPOCH_METRICS = (TRAIN_LOSS, TRAIN_ACC, VAL_LOSS, VAL_ACC, VAL_MACRO_F1, LR, SAMPLES_PER_S)
-
 
 def epoch_metrics(task: str = "classification") -> tuple[str, ...]:
     """What TensorBoard logs every epoch for a task; the training score and LR also every step."""

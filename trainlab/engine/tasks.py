@@ -22,6 +22,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from trainlab.engine.metric_names import TASK_COLUMNS
+
 TaskName = Literal["classification", "binary", "regression"]
 
 
@@ -35,7 +37,7 @@ class Task(ABC):
     @property
     def columns(self) -> list[str]:
         """The history's metric columns of this task: train_loss, train_<score>, val_loss, val_<metric>..."""
-        return ["train_loss", f"train_{self.score}", "val_loss", *(f"val_{m}" for m in self.metrics)]
+        return list(TASK_COLUMNS[self.name])
 
     @property
     def monitors(self) -> list[str]:

@@ -55,7 +55,8 @@ def model_file(spec: str) -> ModelFile:
         raise ConfigError(f"'{spec}' is not FILE.py:NAME")
     path = Path(match["file"]).expanduser()
     try:
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        stat = path.stat()
+        digest = _sha256(path.absolute(), stat.st_mtime_ns, stat.st_size)
     except FileNotFoundError:
         raise ConfigError(f"model file not found: {path} (model.name: {spec})") from None
     except OSError as e:
@@ -78,12 +79,19 @@ def check_model_file(spec: str, recorded: dict[str, str] | None, run: Path) -> N
     path = Path(recorded["path"])
     if not path.is_file():
         raise UsageError(f"{run} was trained with the model in {path}, which is gone: put it back{copy_hint}")
-    current = hashlib.sha256(path.read_bytes()).hexdigest()
+    stat = path.stat()
+    current = _sha256(path.absolute(), stat.st_mtime_ns, stat.st_size)
     if current != recorded["sha256"]:
         raise UsageError(
             f"{path} changed since {run} was trained with it (sha256 {recorded['sha256'][:12]}… then, "
             f"{current[:12]}… now), so its weights may not fit the code: restore the file{copy_hint}, or train again"
         )
+
+
+@functools.lru_cache(maxsize=64)
+def _sha256(path: Path, mtime_ns: int, size: int) -> str:
+    """The file's hash, once per version of it (the registry looks a model up several times per run)."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 @functools.lru_cache(maxsize=32)

@@ -71,6 +71,7 @@ class Subject:
     placement: Placement
     seed: int
     task: Task = field(default_factory=Classification)
+    outputs: int = 0  # the model's output width: one per class, one logit for a binary task, one per regression target
 
     def batches(self, count: int) -> list[Batch]:
         return take_batches(self.train, count)
@@ -86,17 +87,8 @@ class Subject:
         if self.task.name == "classification":
             return chance_loss(self.loss_fn, len(self.classes))
         with torch.no_grad():
-            batches = self.batches(INITIAL_BATCHES)
-            targets = torch.cat([t for _, t in batches])
-            outputs = torch.zeros(len(targets), self.task.outputs(len(self.classes) or targets.reshape(len(targets), -1).shape[1]))
-            return self.loss_fn(outputs.to(targets.device), targets).item()
-
-    @property
-    def outputs(self) -> int:
-        """The model's output width: one per class, one logit for a binary task, one per regression target."""
-        return self.task.outputs(len(self.classes)) if self.classes else self.model_outputs
-
-    model_outputs: int = 0  # a regression's target columns
+            targets = torch.cat([t for _, t in self.batches(INITIAL_BATCHES)])
+            return self.loss_fn(torch.zeros(len(targets), self.outputs, device=targets.device), targets).item()
 
 
 @dataclass
@@ -195,7 +187,7 @@ def build_subject(config: ExperimentConfig) -> Subject:
     return Subject(
         model=experiment.model, build_trial=build_trial, make_optimizer=make_optimizer, make_scheduler=make_scheduler,
         loss_fn=experiment.loss_fn, train=data.train, val=data.val, classes=list(data.classes), placement=placement,
-        seed=config.seed, task=experiment.task, model_outputs=data.model_inputs()["num_classes"],
+        seed=config.seed, task=experiment.task, outputs=experiment.task.outputs(data.model_inputs()["num_classes"]),
     )  # fmt: skip
 
 
