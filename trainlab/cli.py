@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.text import Text
 
 from trainlab.cli_support import Command, Group, interrupts_as_errors, notes_as_lines
+from trainlab.utils.ranks import env_rank
 from trainlab.errors import TrainlabError, UsageError
 from trainlab.utils.signals import Interrupted, exit_code, stop_on_signals
 from trainlab.tools.text_cli import app as text_app
@@ -86,6 +87,7 @@ OverrideArguments = Annotated[Optional[list[str]], typer.Argument(
   trainlab run my.yaml optimizer.lr=3e-4 seed=1  a config file and two changes
   trainlab run runs/task1-20261123-101500        that run's experiment again
   trainlab run --resume runs/task1-20261123-101500
+  trainlab run workshop/task4 --nproc 2          data-parallel, 2 processes (same as torchrun --standalone)
 
 {CONFIG_KEYS}""")
 def run(
@@ -93,11 +95,13 @@ def run(
     overrides: OverrideArguments = None,
     resume: Annotated[Optional[Path], typer.Option("--resume", metavar="RUN_FOLDER", help="continue the run in this run folder from its last checkpoint", show_default=False)] = None,
     seeds: Annotated[int, typer.Option("--seeds", metavar="N", min=1, help="run N seeds (seed, seed+1, ...) and compare them")] = 1,
+    nproc: Annotated[Optional[int], typer.Option("--nproc", metavar="N", min=1, show_default=False, help="train data-parallel in N processes on this machine (gloo on CPU cores, NCCL on GPUs); data.batch_size is the global batch; default 1, or the number a resumed run was trained by")] = None,
 ) -> None:
     """Train a model, test it and write a run folder with its report.
 
     The run folder (runs/NAME-TIME/) holds the resolved config, metrics, curves, checkpoints and report.html."""
     from trainlab.config import SEED_MAX, load_config
+    from trainlab.engine.distributed import started_by_torchrun
     from trainlab.experiment import run_experiment
 
     spec, overrides = _split_arguments(_given(spec, overrides))
@@ -111,10 +115,29 @@ def run(
         config, source = load_config(spec, overrides)
     if config.seed + seeds - 1 > SEED_MAX:
         raise UsageError(f"--seeds {seeds} from seed {config.seed} goes past {SEED_MAX}, the largest seed torch takes")
+    if started_by_torchrun():
+        if nproc is not None:
+            raise UsageError("--nproc starts the processes itself: under torchrun, leave it out (torchrun's --nproc_per_node says how many)")
+    else:
+        from trainlab.launch import check_nproc, launch, trained_world_size
+
+        nproc = nproc or (trained_world_size(resume) if resume is not None else 1)
+        if nproc > 1 or resume is not None:
+            check_nproc(nproc, config, resume)
+        if nproc > 1:
+            arguments = [*([spec] if spec else []), *overrides, *(["--resume", str(resume)] if resume else []),
+                         *(["--seeds", str(seeds)] if seeds > 1 else [])]  # fmt: skip
+            code = launch(nproc, ["run", *arguments])
+            if code:
+                raise typer.Exit(code)
+            return
     folders = []
     for offset in range(seeds):  # Ctrl-C: the run folder says "interrupted" and how to resume (interrupts_as_errors)
         seeded = config.model_copy(update={"seed": config.seed + offset})
-        folders.append(run_experiment(seeded, source, console=console, resume=resume).path)
+        folder = run_experiment(seeded, source, console=console, resume=resume)
+        folders.append(folder.path if folder is not None else None)
+    if any(folder is None for folder in folders):
+        return  # a data-parallel rank other than 0: rank 0 reports
     if seeds > 1:
         _print_comparison([str(f) for f in folders], sort="best_val_acc", fmt="table")
 
@@ -527,13 +550,24 @@ def main() -> None:
             _print_error(str(e), style="bold yellow", label="")
         sys.exit(e.exit_code)
     except TrainlabError as e:
-        _print_error(str(e))
+        if _reported_by_rank_0(e):
+            sys.exit(e.exit_code)
+        _print_error(str(e) if env_rank() == 0 else f"process {env_rank()}: {e}")
         sys.exit(e.exit_code)
     except KeyboardInterrupt as e:  # outside a command (while importing)
         sys.exit(exit_code(e))
     except OSError as e:  # an accident outside a run folder: a full disk, a read-only or vanished folder
         _print_error(f"{e.filename + ': ' if e.filename else ''}{e.strerror or e}")
         sys.exit(1)
+
+
+def _reported_by_rank_0(error: TrainlabError) -> bool:
+    """In a data-parallel run, a mistake every process makes (a config, a missing file) and the echo of another
+    process's failure are told by process 0 alone."""
+    from trainlab.engine.distributed import PeerFailure
+    from trainlab.errors import DataError
+
+    return env_rank() > 0 and isinstance(error, (UsageError, DataError, PeerFailure))
 
 
 def _print_error(message: str, style: str = "bold red", label: str = "error: ") -> None:

@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.text import Text
 from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
+from trainlab.utils.ranks import env_rank
 from trainlab.errors import ConfigNote, DataWarning
 from trainlab.utils.signals import Interrupted
 
@@ -71,6 +72,8 @@ def notes_as_lines(errors: Console) -> Iterator[None]:
                 python_showwarning(message, category, *args, **kwargs)
 
         warnings.showwarning = show
+        if env_rank() > 0:
+            warnings.simplefilter("ignore")  # a data-parallel run's notes are told by its process 0
         yield
 
 

@@ -34,6 +34,9 @@ from trainlab.engine.callbacks import (
 )
 from trainlab.engine.checkpoint import load_checkpoint, restore
 from trainlab.engine.device import Placement, resolve_placement
+from trainlab.engine.distributed import (
+    Distributed, PeerFailure, check_batch, init_distributed, is_peer_failure, leave_distributed, started_by_torchrun,
+)
 from trainlab.engine.loop import Callback, Trainer
 from trainlab.engine.seed import seed_everything
 from trainlab.engine.threads import CPUThreads
@@ -88,9 +91,11 @@ def build_experiment(config: ExperimentConfig) -> Experiment:
 
 
 def build_callbacks(
-    config: ExperimentConfig, experiment: Experiment, folder: RunFolder, console: Console, threads: CPUThreads | None = None,
+    config: ExperimentConfig, experiment: Experiment, folder: RunFolder | None, console: Console | None,
+    threads: CPUThreads | None = None, dist: Distributed | None = None,
 ) -> list[Callback]:
-    """The callbacks of a run, in firing order."""
+    """The callbacks of a run, in firing order. Without a folder (a data-parallel rank other than 0), only those
+    that change the training: the writers (metrics, checkpoints, TensorBoard, progress) are rank 0's."""
     reg, stop = config.regularization, config.early_stopping
     callbacks: list[Callback] = [threads or CPUThreads(config.threads), NonFiniteLossGuard()]
     if reg.l1 or reg.l2:
@@ -100,16 +105,18 @@ def build_callbacks(
     if config.transfer.unfreeze_at_epoch is not None:
         callbacks.append(UnfreezeBackbone(config.transfer.unfreeze_at_epoch))
     callbacks.append(LRSchedule(experiment.scheduler))
-    callbacks.append(MetricsCSV(folder.path / "metrics.csv"))
+    if folder is not None:
+        callbacks.append(MetricsCSV(folder.path / "metrics.csv"))
     if stop.enabled:
         callbacks.append(EarlyStopping(stop.monitor, stop.patience, stop.min_delta, stop.restore_best_weights))
-    callbacks += [
-        Checkpointer(folder.checkpoints, config.to_dict(), config.monitor, model_file=_model_file(config)),
-        Heartbeat(folder),
-        TensorBoardLogger(folder.path / "tb"),
-        ProgressBar(console, live=config.progress, unit=f"{experiment.data.unit}/s"),
-        StopAtStepEnd(),
-    ]
+    if folder is not None:
+        callbacks += [
+            Checkpointer(folder.checkpoints, config.to_dict(), config.monitor, model_file=_model_file(config)),
+            Heartbeat(folder),
+            TensorBoardLogger(folder.path / "tb"),
+            ProgressBar(console, live=config.progress, unit=f"{experiment.data.unit}/s"),
+        ]
+    callbacks.append(StopAtStepEnd(dist))
     return callbacks
 
 
@@ -121,22 +128,59 @@ def run_experiment(
     `init_from` starts a new one from another run's checkpoint (weights, optimizer, schedule, epoch, RNG);
     `extra_callbacks` fire after the run's own."""
     console = console or Console()
+    dist = _join_distributed(config)
+    try:
+        return _run(config, source, console, resume, init_from, extra_callbacks, dist)
+    except RuntimeError as e:
+        if dist is not None and is_peer_failure(e):
+            raise PeerFailure(dist.rank) from None
+        raise
+    finally:
+        if dist is not None:
+            leave_distributed()
+
+
+def _join_distributed(config: ExperimentConfig) -> Distributed | None:
+    """This process's rank when torchrun started it (`trainlab run --nproc N` does too), else None."""
+    if not started_by_torchrun():
+        return None
+    dist = init_distributed(resolve_placement(config.device, config.precision, config.channels_last).device)
+    check_batch(config.data.batch_size, dist.world_size)
+    return dist
+
+
+def _run(
+    config: ExperimentConfig, source: ConfigSource, console: Console, resume: Path | None, init_from: Path | None,
+    extra_callbacks: Sequence[Callback], dist: Distributed | None,
+) -> RunFolder | None:
     threads = CPUThreads(config.threads)  # measures the machine's load from here on
     seed_everything(config.seed)
+    world_size = dist.world_size if dist is not None else 1
     if resume is not None:
         folder = RunFolder.open(resume)
         finished = UsageError(f"{folder.path} has already finished; `trainlab eval {folder.path}` tests it again")
         if folder.read_run(missing_ok=True).get("status") == "finished":
             raise finished
-        folder.claim()  # refused while another process trains this run
+        if world_size == 1 or dist.is_main:
+            folder.claim()  # refused while another process trains this run
         state = load_checkpoint(folder.checkpoints / "last.pt")
         if state["trainer"]["epoch"] >= config.epochs:
             raise finished
+        trained_by = state["trainer"].get("world_size", 1)
+        if trained_by != world_size:
+            raise UsageError(
+                f"{folder.path} was trained by {trained_by} process{'es' * (trained_by > 1)} and resumes with the same "
+                f"number, not {world_size}: trainlab run --resume {folder.path}"
+                + ("" if trained_by == 1 else f" --nproc {trained_by}")
+            )  # fmt: skip
     else:
         state = load_checkpoint(init_from) if init_from is not None else None
     if state is not None:  # its weights fit the model file as it was then
         check_model_file(state["config"]["model"]["name"], state.get("model_file"), resume or init_from.parent.parent)
     experiment = build_experiment(config)
+    if dist is not None and not dist.is_main:
+        _train_as_worker(config, experiment, state, threads, dist)
+        return None
     if resume is None:
         folder = RunFolder.create(Path(config.output_dir), config.name or source.run_name)
         try:
@@ -145,12 +189,47 @@ def run_experiment(
         except OSError as e:
             raise disk_error(folder, e) from None
     try:
-        return _train_in_folder(config, source, experiment, folder, state, console, threads, resume, init_from, extra_callbacks)
+        return _train_in_folder(config, source, experiment, folder, state, console, threads, resume, init_from,
+                                extra_callbacks, dist)  # fmt: skip
     except OSError as e:  # a full disk, a folder made read-only or removed under the run: one message, no traceback
         _record_failure(folder, e)
         raise disk_error(folder, e) from None
+    except RuntimeError as e:
+        if dist is not None and is_peer_failure(e):
+            _record_failure(folder, PeerFailure(dist.rank))
+        raise
     finally:
         threads.restore()
+
+
+def _train_as_worker(
+    config: ExperimentConfig, experiment: Experiment, state: dict | None, threads: CPUThreads, dist: Distributed,
+) -> None:
+    """A data-parallel rank other than 0: the same steps as rank 0 on its part of each batch, writing nothing."""
+    callbacks = build_callbacks(config, experiment, None, None, threads, dist)
+    trainer = Trainer(
+        experiment.model, experiment.optimizer, experiment.loss_fn, experiment.data.train, experiment.data.val,
+        epochs=config.epochs, placement=experiment.placement, callbacks=callbacks, task=experiment.task, dist=dist,
+    )  # fmt: skip
+    if state is not None:
+        restore(trainer, state)
+    _seed_rank(config, trainer, dist)
+    try:
+        features = _frozen_features(config, experiment, Console(quiet=True))
+        if features is not None:
+            trainer.train_loader, trainer.val_loader = features
+        experiment.model.inputs_are_features = features is not None
+        trainer.fit()
+    finally:
+        experiment.model.inputs_are_features = False
+        threads.restore()
+
+
+def _seed_rank(config: ExperimentConfig, trainer: Trainer, dist: Distributed | None) -> None:
+    """Every rank its own random numbers (dropout) from here on, after the same initial weights: rank 0 keeps the
+    generators one process would have, the others' follow from the seed, their rank and the step."""
+    if dist is not None and dist.rank:
+        seed_everything((config.seed + dist.rank * 2**32 + trainer.global_step * 7_919) % 2**63)
 
 
 def _record_failure(folder: RunFolder, error: BaseException, **fields) -> None:
@@ -163,8 +242,12 @@ def _record_failure(folder: RunFolder, error: BaseException, **fields) -> None:
 def _train_in_folder(
     config: ExperimentConfig, source: ConfigSource, experiment: Experiment, folder: RunFolder, state: dict | None,
     console: Console, threads: CPUThreads, resume: Path | None, init_from: Path | None, extra_callbacks: Sequence[Callback],
+    dist: Distributed | None = None,
 ) -> RunFolder:
     env = environment(config.seed, experiment.placement)
+    world_size = dist.world_size if dist is not None else 1
+    if world_size > 1:
+        env["world_size"] = world_size
     write_json(folder.path / "env.json", env)
     data = experiment.data
     data.preprocess.save(folder.path)  # what `trainlab predict` needs to turn a raw input into the model's input
@@ -181,13 +264,13 @@ def _train_in_folder(
     for line in data.write_records(folder.path, experiment.model):
         console.print(line, highlight=False, soft_wrap=True, markup=False)
 
-    callbacks = [*build_callbacks(config, experiment, folder, console, threads), *extra_callbacks]
+    callbacks = [*build_callbacks(config, experiment, folder, console, threads, dist), *extra_callbacks]
     tensorboard = next(cb for cb in callbacks if isinstance(cb, TensorBoardLogger))
     checkpointer = next(cb for cb in callbacks if isinstance(cb, Checkpointer))
     stopper = next((cb for cb in callbacks if isinstance(cb, EarlyStopping)), None)
     trainer = Trainer(
         experiment.model, experiment.optimizer, experiment.loss_fn, data.train, data.val,
-        epochs=config.epochs, placement=experiment.placement, callbacks=callbacks, task=experiment.task,
+        epochs=config.epochs, placement=experiment.placement, callbacks=callbacks, task=experiment.task, dist=dist,
     )  # fmt: skip
     if state is not None:
         restore(trainer, state)
@@ -198,7 +281,7 @@ def _train_in_folder(
     folder.update_run(
         status="running", name=folder.path.name, config_source=source.label, data_source=data.source,
         data_sizes=data.sizes, num_classes=len(data.classes),
-        started=env["started"], epochs=config.epochs, **({"resumed_at_epoch": trainer.epoch} if resume else {}),
+        started=env["started"], epochs=config.epochs, world_size=world_size, **({"resumed_at_epoch": trainer.epoch} if resume else {}),
         **({"init_from": str(init_from), "started_at_epoch": trainer.epoch} if init_from else {}),
     )  # fmt: skip
     try:

@@ -123,17 +123,28 @@ class ArrayLoader:
         return torch.arange(n, device=self.images.device)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for inputs, labels, _ in self.batches_of_rank(0, 1):
+            yield inputs, labels
+
+    def batches_of_rank(self, rank: int, world_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor, int]]:
+        """Process `rank`'s part of each batch in data-parallel training (engine/distributed.py), and the number of
+        examples in the whole batch: the batch's positions split into `world_size` contiguous parts, only this part
+        gathered and augmented (rank 0 with the generator one process uses, the others with their own)."""
         n = len(self.labels)
         # Shuffling and augmentation depend on (seed, epoch) alone, so a resumed run replays them.
         generator = seeded_generator(self.seed, self.epoch)
         order = self.epoch_order(generator)
+        if rank:
+            generator = seeded_generator(self.seed + rank * 2**32, self.epoch)
         for start in range(0, n, self.batch_size):
-            index = order[start : start + self.batch_size]
+            index = whole = order[start : start + self.batch_size]
+            if world_size > 1:
+                index = whole.tensor_split(world_size)[rank]
             x = self.images[index].permute(0, 3, 1, 2).float().div_(255)  # (B, H, W, C) -> (B, C, H, W) in [0, 1]
-            if self.augment is not None:
+            if self.augment is not None and len(index):
                 x = self.augment(x, generator)
             x = self.preprocess.normalise(x)
-            yield (x if self.channels_last else x.contiguous()), self.labels[index]
+            yield (x if self.channels_last else x.contiguous()), self.labels[index], len(whole)
 
 
 @dataclass

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import importlib.util
 import shutil
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from trainlab.engine.checkpoint import save_checkpoint
+from trainlab.engine.distributed import Distributed
 from trainlab.engine.loop import Callback, Trainer
 from trainlab.engine.metric_names import LR, METRIC_COLUMNS, TRAIN_LOSS, epoch_metrics, epoch_tag, metric_columns, step_tag
 from trainlab.engine.monitor import Monitor
@@ -33,15 +35,43 @@ def gradient_norm(model: torch.nn.Module) -> float:
 
 
 class NonFiniteLossGuard(Callback):
-    """Stops the run at the first NaN or infinite loss, before the optimizer step spoils the weights."""
+    """Stops the run at the first NaN or infinite loss, before the optimizer step spoils the weights.
+
+    On a GPU, asking whether the loss is finite waits for the GPU to finish the step, so it is asked every
+    `gpu_every` steps and at the epoch's end (the flag of every step is kept on the GPU meanwhile)."""
+
+    def __init__(self, gpu_every: int = 25):
+        self.gpu_every = gpu_every
+        self.nonfinite: torch.Tensor | None = None  # any non-finite loss since the last check (on the GPU)
+        self.since = 0
 
     def on_after_backward(self, trainer: Trainer) -> None:
-        if not torch.isfinite(trainer.loss):
-            raise NonFiniteLossError(
-                f"the loss became {trainer.loss.item()} at step {trainer.global_step + 1} (epoch {trainer.epoch + 1}); "
-                f"learning rate {trainer.optimizer.param_groups[0]['lr']:.3g}, gradient norm {gradient_norm(trainer.model):.3g}. "
-                "Try a lower learning rate, gradient clipping, or fp32 precision."
-            )
+        loss = trainer.loss.detach()
+        if loss.device.type == "cpu":
+            if not torch.isfinite(loss):
+                self._raise(trainer, f"became {loss.item()} at step {trainer.global_step + 1}")
+            return
+        flag = ~torch.isfinite(loss)
+        self.nonfinite = flag if self.nonfinite is None else self.nonfinite | flag
+        if (trainer.global_step + 1) % self.gpu_every == 0:
+            self._check(trainer)
+
+    def on_train_epoch_end(self, trainer: Trainer) -> None:
+        if self.nonfinite is not None:
+            self._check(trainer)
+
+    def _check(self, trainer: Trainer) -> None:
+        nonfinite, self.nonfinite = bool(self.nonfinite.item()), None
+        if nonfinite:
+            self._raise(trainer, f"was NaN or infinite at a step up to step {trainer.global_step + 1}")
+
+    @staticmethod
+    def _raise(trainer: Trainer, what: str) -> None:
+        raise NonFiniteLossError(
+            f"the loss {what} (epoch {trainer.epoch + 1}); "
+            f"learning rate {trainer.optimizer.param_groups[0]['lr']:.3g}, gradient norm {gradient_norm(trainer.model):.3g}. "
+            "Try a lower learning rate, gradient clipping, or fp32 precision."
+        )
 
 
 class LRSchedule(Callback):
@@ -123,21 +153,37 @@ class TensorBoardLogger(Callback):
     (`epoch/val_acc`): metrics.csv's names, the x-axis in front; once the run is tested, its config and
     final metrics for the HParams dashboard (`add_hparams`)."""
 
-    def __init__(self, log_dir: Path):
+    def __init__(self, log_dir: Path, every: int = 50):
         self.log_dir = log_dir
         self.writer = None
+        self.every = every  # steps whose values are read from the device at once: no wait for the GPU at every step
+        self.pending: list[tuple[int, torch.Tensor, float]] = []  # (step, [loss, score] on the device, learning rate)
 
     def on_fit_start(self, trainer: Trainer) -> None:
         from torch.utils.tensorboard import SummaryWriter  # imported here: it costs about a second
 
         # purge_step drops events logged after the checkpoint a resumed run starts from
         self.writer = SummaryWriter(str(self.log_dir), purge_step=trainer.global_step or None)
+        self.score_tag = step_tag(f"train_{trainer.task.score}")
 
     def on_train_batch_end(self, trainer: Trainer) -> None:
-        step = trainer.global_step
-        self.writer.add_scalar(step_tag(TRAIN_LOSS), trainer.loss.item(), step)
-        self.writer.add_scalar(step_tag(f"train_{trainer.task.score}"), trainer.batch_score.item() / len(trainer.targets), step)
-        self.writer.add_scalar(step_tag(LR), trainer.optimizer.param_groups[0]["lr"], step)
+        values = torch.stack([trainer.loss.detach().float(), trainer.batch_score.float() / len(trainer.targets)])
+        self.pending.append((trainer.global_step, values, trainer.optimizer.param_groups[0]["lr"]))
+        if len(self.pending) >= self.every:
+            self._write_steps()
+
+    def on_train_epoch_end(self, trainer: Trainer) -> None:
+        self._write_steps()
+
+    def _write_steps(self) -> None:
+        if not self.pending or self.writer is None:
+            return
+        values = torch.stack([v for _, v, _ in self.pending]).tolist()  # one wait for the device
+        for (step, _, lr), (loss, score) in zip(self.pending, values):
+            self.writer.add_scalar(step_tag(TRAIN_LOSS), loss, step)
+            self.writer.add_scalar(self.score_tag, score, step)
+            self.writer.add_scalar(step_tag(LR), lr, step)
+        self.pending = []
 
     def on_epoch_end(self, trainer: Trainer) -> None:
         row = trainer.history[-1]
@@ -160,22 +206,35 @@ class TensorBoardLogger(Callback):
 
     def close(self) -> None:
         if self.writer is not None:
+            self._write_steps()  # the steps of an epoch that an error or a stop cut short
             self.writer.close()
 
 
 class StopAtStepEnd(Callback):
     """Ctrl-C, SIGTERM or SIGHUP during training stop the run at the end of the current step (or of
     the epoch's bookkeeping), not in the middle of a checkpoint or log write: see utils/signals.py.
+    In data-parallel training every rank stops after the same step, when any of them got the signal
+    (asked every step on CPUs, every `gpu_every` steps on GPUs, where asking waits for the GPU).
     Fire it last."""
+
+    def __init__(self, dist: Distributed | None = None, gpu_every: int = 20):
+        self.dist = dist
+        self.every = 1 if dist is None or dist.device.type == "cpu" else gpu_every
 
     def on_fit_start(self, trainer: Trainer) -> None:
         signals.hold_stops()
         self.holding = True
 
     def on_train_batch_end(self, trainer: Trainer) -> None:
-        signals.check()
+        if self.dist is None or trainer.global_step % self.every == 0:
+            self._check()
 
     def on_epoch_end(self, trainer: Trainer) -> None:
+        self._check()
+
+    def _check(self) -> None:
+        if self.dist is not None and self.dist.any(signals.stop_pending()) and not signals.stop_pending():
+            raise signals.Stopped(signal.SIGTERM)  # another rank was told to stop
         signals.check()
 
     def on_teardown(self, trainer: Trainer) -> None:

@@ -65,7 +65,8 @@ def save_checkpoint(path: Path, trainer: Trainer, config: dict[str, Any], model_
         **({"model_file": model_file} if model_file else {}),
         "model": trainer.model.state_dict(),
         "optimizer": trainer.optimizer.state_dict(),
-        "trainer": {"epoch": trainer.epoch, "global_step": trainer.global_step, "history": trainer.history},
+        "trainer": {"epoch": trainer.epoch, "global_step": trainer.global_step, "history": trainer.history,
+                    "world_size": trainer.dist.world_size if trainer.dist is not None else 1},
         "callbacks": {key: cb.state_dict() for key, cb in zip(state_keys(trainer.callbacks), trainer.callbacks)},
         "rng": rng_state(),
     }

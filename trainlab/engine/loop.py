@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from trainlab.engine.device import Placement
+from trainlab.engine.distributed import Distributed, ShardedLoader
 from trainlab.engine.step import training_step
 from trainlab.engine.tasks import Classification, Task, macro_f1  # noqa: F401  (macro_f1: imported from here too)
 from trainlab.registry import did_you_mean
@@ -96,8 +97,11 @@ class Trainer:
         placement: Placement,
         callbacks: Sequence[Callback] = (),
         task: Task | None = None,
+        dist: Distributed | None = None,
     ):
-        self.model, self.optimizer, self.loss_fn = model, optimizer, loss_fn
+        self.model, self.optimizer, self.loss_fn = model, optimizer, loss_fn  # the model itself, never a DDP wrapper
+        self.dist = dist  # this process's rank in data-parallel training; None: one process
+        self._ddp: tuple[tuple[bool, ...], nn.Module] | None = None
         self.task = task or Classification()  # scores the outputs: accuracy, macro F1, AUC, MAE, ...
         self.train_loader, self.val_loader = train_loader, val_loader
         self.epochs, self.placement, self.callbacks = epochs, placement, list(callbacks)
@@ -136,11 +140,16 @@ class Trainer:
         if hasattr(self.train_loader, "set_epoch"):
             self.train_loader.set_epoch(self.epoch)  # shuffling depends on the epoch only, so resuming replays it
         self.fire("on_train_epoch_start")
-        loss_sum, score_sum = torch.zeros((), device=self.placement.device), torch.zeros((), device=self.placement.device)
-        seen, started = 0, time.perf_counter()
-        for self.inputs, self.targets in self.train_loader:
+        model, loader = self.model, self.train_loader
+        if self.dist is not None:
+            loader = ShardedLoader(loader, self.dist)  # this rank's part of every global batch
+            model = self._ddp_model(loader)
+        device = self.placement.device
+        loss_sum, score_sum, seen = torch.zeros((), device=device), torch.zeros((), device=device), 0
+        started = time.perf_counter()
+        for self.inputs, self.targets in loader:
             self.logits, self.loss, _ = training_step(
-                self.model, self.optimizer, self.loss_fn, self.inputs, self.targets, self.placement,
+                model, self.optimizer, self.loss_fn, self.inputs, self.targets, self.placement,
                 before_backward=self._before_backward, after_backward=self._after_backward,
             )
             self.global_step += 1
@@ -149,9 +158,22 @@ class Trainer:
             score_sum += self.batch_score
             seen += len(self.targets)
             self.fire("on_train_batch_end")
+        totals = torch.stack([loss_sum.double(), score_sum.double(), torch.tensor(float(seen), dtype=torch.float64, device=device)])
+        if self.dist is not None:
+            totals = self.dist.sum(totals)  # every rank's examples, each counted once
+        loss_total, score_total, seen_total = totals.tolist()
         seconds = time.perf_counter() - started
         self.fire("on_train_epoch_end")
-        return {"loss": loss_sum.item() / seen, self.task.score: score_sum.item() / seen, "samples_per_s": seen / seconds}
+        return {"loss": loss_total / seen_total, self.task.score: score_total / seen_total, "samples_per_s": seen_total / seconds}
+
+    def _ddp_model(self, loader: Iterable) -> nn.Module:
+        """The model wrapped by DistributedDataParallel; wrapped again when the set of trained parameters changed
+        (a backbone unfrozen), since DDP reduces the gradients of the parameters it saw when it was made."""
+        trained = tuple(p.requires_grad for p in self.model.parameters())
+        if self._ddp is None or self._ddp[0] != trained:
+            example, _ = next(iter(loader))
+            self._ddp = (trained, self.dist.wrap(self.model, example))
+        return self._ddp[1]
 
     def _before_backward(self, logits: torch.Tensor, loss: torch.Tensor) -> torch.Tensor:
         self.logits, self.loss = logits, loss
@@ -164,16 +186,24 @@ class Trainer:
 
     @torch.inference_mode()
     def predict(self, loader: Iterable) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Logits (float32) and targets of every batch, and the summed loss."""
+        """Logits (float32) and targets of every batch, and the summed loss. In data-parallel training each rank
+        computes its part of every batch, and every rank gets all of them back, in the order one process gives."""
         self.model.eval()
-        logits, targets, loss_sum = [], [], torch.zeros((), device=self.placement.device)
+        if self.dist is not None:
+            self.dist.share_buffers(self.model)  # rank 0's batch-norm statistics, which its checkpoint holds
+            loader = ShardedLoader(loader, self.dist, every_batch=True)
+        logits, targets = [], []
         for inputs, batch_targets in loader:
-            with self.placement.autocast():
-                batch_logits = self.model(inputs).float()
-            loss_sum += self.loss_fn(batch_logits, batch_targets) * len(batch_targets)
-            logits.append(batch_logits)
+            if len(batch_targets):
+                with self.placement.autocast():
+                    logits.append(self.model(inputs).float())
+            else:  # a rank's empty part of a batch smaller than the number of ranks
+                logits.append(torch.empty(0, device=self.placement.device))
             targets.append(batch_targets)
-        return torch.cat(logits), torch.cat(targets), loss_sum
+        if self.dist is not None:
+            logits, targets = self.dist.gather_batches(logits), self.dist.gather_batches(targets)
+        logits, targets = torch.cat(logits), torch.cat(targets)
+        return logits, targets, self.loss_fn(logits, targets) * len(targets)
 
     def evaluate(self, loader: Iterable) -> dict[str, float]:
         logits, targets, loss_sum = self.predict(loader)

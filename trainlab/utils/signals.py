@@ -144,6 +144,11 @@ def release_stops() -> None:
     _safe_points = max(0, _safe_points - 1)
 
 
+def stop_pending() -> bool:
+    """Whether a stop arrived since the last safe point (`check()` would raise it)."""
+    return _pending is not None
+
+
 def check() -> None:
     """Raise the stop that arrived since the last safe point, if any."""
     global _pending, _stopping
