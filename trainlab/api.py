@@ -34,8 +34,9 @@ def overrides_from(settings: dict[str, Any], prefix: str = "") -> list[str]:
     return overrides
 
 
-def run(config: str | Path | None = None, *, quiet: bool = False, **settings: Any) -> Run:
-    """Train and test as `trainlab run CONFIG key=value ...` does, and return the finished run.
+def run(config: str | Path | None = None, *, quiet: bool = False, **settings: Any) -> Run | None:
+    """Train and test as `trainlab run CONFIG key=value ...` does, and return the finished run (in a script that
+    torchrun starts, on rank 0; the other ranks train with it and get None).
 
     `config` is a preset name ("workshop/task1") or a YAML file; None is the embedded default. `settings`
     override its fields: `trainlab.run("workshop/task1", epochs=3, optimizer={"lr": 3e-4})`."""
@@ -45,7 +46,7 @@ def run(config: str | Path | None = None, *, quiet: bool = False, **settings: An
     experiment_config, source = load_config(None if config is None else str(config), overrides_from(settings))
     console = Console(quiet=True) if quiet else None
     folder = run_experiment(experiment_config, source, console=console)
-    return Run(folder.path)
+    return Run(folder.path) if folder is not None else None
 
 
 def fit(

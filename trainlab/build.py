@@ -7,6 +7,7 @@ the same way for training and for loading from a run folder.
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -20,7 +21,7 @@ from trainlab.engine.device import Placement, resolve_placement
 from trainlab.engine.losses import LOSSES
 from trainlab.engine.optim import OPTIMIZERS, parameter_groups, scale_learning_rates
 from trainlab.engine.tasks import Task, build_task, default_task, output_width
-from trainlab.errors import ConfigError
+from trainlab.errors import ConfigError, ConfigNote
 from trainlab.models import MODELS, fits, model_normalisation, model_tokenizer, models_for
 from trainlab.models.transfer import is_transfer_model, transfer_model_names
 from trainlab.models.init import initialize
@@ -140,10 +141,20 @@ def build_optimizer(config: ExperimentConfig, model: nn.Module) -> torch.optim.O
     backbone = model.backbone_parameters() if is_transfer_model(model) else []
     with as_config_error("optimizer", settings.name):
         if not settings.no_decay and settings.layer_decay == 1.0 and transfer.backbone_lr_factor == 1.0:
-            return OPTIMIZERS.build(settings.name, model.parameters(), **settings.args)
-        groups = parameter_groups(model, no_decay=settings.no_decay, layer_decay=settings.layer_decay,
-                                  backbone=backbone, backbone_lr_factor=transfer.backbone_lr_factor)  # fmt: skip
-        return scale_learning_rates(OPTIMIZERS.build(settings.name, groups, **settings.args))
+            optimizer = OPTIMIZERS.build(settings.name, model.parameters(), **settings.args)
+        else:
+            groups = parameter_groups(model, no_decay=settings.no_decay, layer_decay=settings.layer_decay,
+                                      backbone=backbone, backbone_lr_factor=transfer.backbone_lr_factor)  # fmt: skip
+            optimizer = scale_learning_rates(OPTIMIZERS.build(settings.name, groups, **settings.args))
+    if settings.lr_scaling == "linear":
+        factor = config.data.batch_size / settings.base_batch_size
+        for group in optimizer.param_groups:
+            group["lr"] *= factor
+        warnings.warn(ConfigNote(
+            f"optimizer.lr_scaling=linear: learning rate {optimizer.defaults['lr']:g} x {config.data.batch_size}/"
+            f"{settings.base_batch_size} = {optimizer.defaults['lr'] * factor:g} (data.batch_size/optimizer.base_batch_size)"
+        ))  # fmt: skip
+    return optimizer
 
 
 @contextlib.contextmanager

@@ -546,7 +546,7 @@ def main() -> None:
     try:
         app(prog_name="trainlab")  # typer answers its own usage errors (exit 2) and --help
     except Interrupted as e:
-        if not e.reported:
+        if not e.reported and env_rank() == 0:  # every process of a data-parallel run got the signal: rank 0 says it
             _print_error(str(e), style="bold yellow", label="")
         sys.exit(e.exit_code)
     except TrainlabError as e:

@@ -83,6 +83,11 @@ class OptimizerConfig(BuilderSection):
         1.0, gt=0, le=1, description="layer-wise learning-rate decay: each layer below the top learns at this times the rate "
         "of the layer above (pretrained transformers; 1 = off)"
     )
+    lr_scaling: Literal["none", "linear"] = Field(
+        "none", description="linear: train at lr x data.batch_size / base_batch_size, the linear-scaling rule for large "
+        "(data-parallel) batches of Goyal et al. 2017; pair it with scheduler.warmup_epochs"
+    )
+    base_batch_size: int = Field(256, gt=0, description="the batch size that optimizer.lr was chosen for (lr_scaling: linear)")
 
 
 class SchedulerConfig(BuilderSection):
@@ -160,6 +165,10 @@ class ExperimentConfig(Section):
         "auto", description="CPU threads of torch; auto: all cores, fewer while other processes keep cores busy"
     )
     progress: bool = Field(True, description="show a progress bar in a terminal")
+    compile: bool = Field(
+        False, description="take the training steps through torch.compile: a slow first step (seconds to minutes), "
+        "then faster steps on GPUs (on CPUs it rarely pays: measure it)"
+    )
     init: str = Field("default", description="initialisation of conv and linear weights (biases zeroed): default, "
                       "xavier_uniform, xavier_normal, kaiming_uniform, kaiming_normal")
     regularization: RegularizationConfig = Field(default_factory=RegularizationConfig)

@@ -129,15 +129,18 @@ def run_experiment(
     `extra_callbacks` fire after the run's own."""
     console = console or Console()
     dist = _join_distributed(config)
+    finished = False
     try:
-        return _run(config, source, console, resume, init_from, extra_callbacks, dist)
+        folder = _run(config, source, console, resume, init_from, extra_callbacks, dist)
+        finished = True
+        return folder
     except RuntimeError as e:
         if dist is not None and is_peer_failure(e):
             raise PeerFailure(dist.rank) from None
         raise
     finally:
         if dist is not None:
-            leave_distributed()
+            leave_distributed(finished)
 
 
 def _join_distributed(config: ExperimentConfig) -> Distributed | None:
@@ -210,6 +213,7 @@ def _train_as_worker(
     trainer = Trainer(
         experiment.model, experiment.optimizer, experiment.loss_fn, experiment.data.train, experiment.data.val,
         epochs=config.epochs, placement=experiment.placement, callbacks=callbacks, task=experiment.task, dist=dist,
+        compile=config.compile,
     )  # fmt: skip
     if state is not None:
         restore(trainer, state)
@@ -258,7 +262,7 @@ def _train_in_folder(
     console.print(
         f"{folder.path}  {config.model.name} on {data.source}: {data.sizes['train']:,} train / "
         f"{data.sizes['val']:,} val / {data.sizes['test']:,} test  ({env['device']}, {env['precision']}"
-        f"{', channels-last' if env['channels_last'] else ''})",
+        f"{', channels-last' if env['channels_last'] else ''}{_processes(dist)})",
         highlight=False, soft_wrap=True,
     )
     for line in data.write_records(folder.path, experiment.model):
@@ -271,6 +275,7 @@ def _train_in_folder(
     trainer = Trainer(
         experiment.model, experiment.optimizer, experiment.loss_fn, data.train, data.val,
         epochs=config.epochs, placement=experiment.placement, callbacks=callbacks, task=experiment.task, dist=dist,
+        compile=config.compile,
     )  # fmt: skip
     if state is not None:
         restore(trainer, state)
@@ -331,6 +336,12 @@ def _train_in_folder(
         _write_closing_files(folder, tensorboard, trainer.history)
     console.print(f"report: {folder.path / 'report.html'}", highlight=False, soft_wrap=True)
     return folder
+
+
+def _processes(dist: Distributed | None) -> str:
+    if dist is None:
+        return ""
+    return f", {dist.world_size} processes ({'nccl' if dist.device.type == 'cuda' else 'gloo'})"
 
 
 def _model_file(config: ExperimentConfig) -> dict[str, str] | None:

@@ -51,10 +51,13 @@ def check_nproc(nproc: int, config: ExperimentConfig, resume: Path | None) -> No
 def launch(nproc: int, arguments: list[str]) -> int:
     """Run `trainlab ARGUMENTS` in `nproc` local processes (ranks 0..nproc-1); returns the exit code: 0, or that of
     the process that failed first (each process prints its own error; rank 0 prints the run's output)."""
+    from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
-    logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)  # the processes report for themselves
+    for name in list(logging.root.manager.loggerDict):  # the processes report for themselves
+        if name.startswith("torch.distributed.elastic"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
     if "OMP_NUM_THREADS" not in os.environ:  # the cores shared out, as torchrun does
         os.environ["OMP_NUM_THREADS"] = str(max(1, usable_cores() // nproc))
     config = LaunchConfig(
@@ -67,4 +70,6 @@ def launch(nproc: int, arguments: list[str]) -> int:
         failure = e.get_first_failure()[1]
         code = failure.exitcode
         return 128 - code if code < 0 else code  # a process killed by a signal: the shell's 128 + signal number
+    except SignalException as e:  # Ctrl-C or SIGTERM: the processes stop after their step, rank 0 says how to resume
+        return 128 + int(e.sigval)
     return 0

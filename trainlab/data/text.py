@@ -196,9 +196,10 @@ class TextLoader:
         return [batches[i] for i in torch.randperm(len(batches), generator=generator)]
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        lengths = self.lengths.cpu()  # the batch's longest text read on the host: no wait for a GPU at every batch
         for index in self.batches():
+            longest = int(lengths[index].max())
             index = index.to(self.ids.device)
-            longest = int(self.lengths[index].max())
             yield self.ids[index, :longest], self.labels[index]
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import datetime
 import os
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -175,9 +176,18 @@ def init_distributed(device: torch.device) -> Distributed:
     return Distributed(rank, world_size, local_rank, device)
 
 
-def leave_distributed() -> None:
-    if dist.is_initialized():
-        dist.destroy_process_group()
+def leave_distributed(finished: bool = True) -> None:
+    """Leave the process group; after a run that `finished`, first wait for every rank to be done with it (a rank
+    that left while another still used the group aborts in gloo's threads at exit). The wait polls, so that a
+    signal still stops it."""
+    if not dist.is_initialized():
+        return
+    if finished:
+        work = dist.barrier(async_op=True)
+        while not work.is_completed():
+            time.sleep(0.02)
+        work.wait()
+    dist.destroy_process_group()
 
 
 def is_peer_failure(error: BaseException) -> bool:

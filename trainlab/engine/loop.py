@@ -98,10 +98,13 @@ class Trainer:
         callbacks: Sequence[Callback] = (),
         task: Task | None = None,
         dist: Distributed | None = None,
+        compile: bool = False,
     ):
         self.model, self.optimizer, self.loss_fn = model, optimizer, loss_fn  # the model itself, never a DDP wrapper
         self.dist = dist  # this process's rank in data-parallel training; None: one process
         self._ddp: tuple[tuple[bool, ...], nn.Module] | None = None
+        self.compile = compile  # the training steps through torch.compile
+        self._compiled: tuple[nn.Module, nn.Module] | None = None
         self.task = task or Classification()  # scores the outputs: accuracy, macro F1, AUC, MAE, ...
         self.train_loader, self.val_loader = train_loader, val_loader
         self.epochs, self.placement, self.callbacks = epochs, placement, list(callbacks)
@@ -144,6 +147,10 @@ class Trainer:
         if self.dist is not None:
             loader = ShardedLoader(loader, self.dist)  # this rank's part of every global batch
             model = self._ddp_model(loader)
+        if self.compile:
+            if self._compiled is None or self._compiled[0] is not model:
+                self._compiled = (model, torch.compile(model))
+            model = self._compiled[1]
         device = self.placement.device
         loss_sum, score_sum, seen = torch.zeros((), device=device), torch.zeros((), device=device), 0
         started = time.perf_counter()
