@@ -158,3 +158,11 @@ def test_two_nodes_on_loopback_train_as_one_process(runs, tmp_path):
     (run,) = (tmp_path / "runs").iterdir()
     record, record_one = (json.loads((r / "run.json").read_text()) for r in (run, one))
     assert record["world_size"] == 2 and record["test_acc"] == pytest.approx(record_one["test_acc"], abs=1e-6)
+
+
+def test_a_setup_failure_of_rank_0_stops_every_process_with_one_message(tmp_path):
+    (tmp_path / "taken").write_text("a file where the runs folder should be")
+    result = trainlab("run", *TINY, f"output_dir={tmp_path / 'taken'}", "--nproc", "2", timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.count("error:") == 1 and "is a file, expected a folder" in result.stderr
+    assert "terminate called" not in result.stderr and "Traceback" not in result.stderr

@@ -134,13 +134,15 @@ def run_experiment(
         folder = _run(config, source, console, resume, init_from, extra_callbacks, dist)
         finished = True
         return folder
-    except RuntimeError as e:
-        if dist is not None and is_peer_failure(e):
-            raise PeerFailure(dist.rank) from None
+    except BaseException as e:
+        if dist is not None:
+            dist.tell_failure()  # a failure before the first step: the other ranks stop with this one
+            if is_peer_failure(e):
+                raise PeerFailure(dist.rank) from None
         raise
     finally:
         if dist is not None:
-            leave_distributed(finished)
+            leave_distributed(together=finished or dist.stopped_together)
 
 
 def _join_distributed(config: ExperimentConfig) -> Distributed | None:
@@ -197,10 +199,6 @@ def _run(
     except OSError as e:  # a full disk, a folder made read-only or removed under the run: one message, no traceback
         _record_failure(folder, e)
         raise disk_error(folder, e) from None
-    except RuntimeError as e:
-        if dist is not None and is_peer_failure(e):
-            _record_failure(folder, PeerFailure(dist.rank))
-        raise
     finally:
         threads.restore()
 
@@ -223,6 +221,7 @@ def _train_as_worker(
         if features is not None:
             trainer.train_loader, trainer.val_loader = features
         experiment.model.inputs_are_features = features is not None
+        dist.start()
         trainer.fit()
     finally:
         experiment.model.inputs_are_features = False
@@ -294,6 +293,8 @@ def _train_in_folder(
         if features is not None:
             trainer.train_loader, trainer.val_loader = features
         experiment.model.inputs_are_features = features is not None
+        if dist is not None:
+            dist.start()  # every rank ready, or every rank stops
         try:
             trainer.fit()
         finally:
@@ -328,7 +329,8 @@ def _train_in_folder(
         mark_reported(e)
         raise
     except BaseException as e:
-        _record_failure(folder, e, epochs_completed=trainer.epoch)
+        peer_failed = dist is not None and is_peer_failure(e)
+        _record_failure(folder, PeerFailure(dist.rank) if peer_failed else e, epochs_completed=trainer.epoch)
         raise
     finally:
         if isinstance(experiment.model, TransferModel):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import sys
 import uuid
 from pathlib import Path
@@ -17,8 +18,21 @@ import torch
 
 from trainlab.config import ExperimentConfig
 from trainlab.engine.distributed import check_batch
-from trainlab.errors import UsageError
+from trainlab.errors import TrainlabError, UsageError
 from trainlab.utils.processes import usable_cores
+
+
+class ProcessKilled(TrainlabError):
+    """A process of the run was killed by a signal (kill -9, out of memory) before it could report anything."""
+
+    def __init__(self, rank: int, signum: int):
+        try:
+            name = signal.Signals(signum).name
+        except ValueError:
+            name = f"signal {signum}"
+        super().__init__(f"process {rank} of the run was killed by {name}, so the others were stopped"
+                         + (" (out of memory?)" if signum == signal.SIGKILL else ""))  # fmt: skip
+        self.exit_code = 128 + signum  # the shell's convention
 
 
 def trained_world_size(run_folder: Path) -> int:
@@ -67,9 +81,11 @@ def launch(nproc: int, arguments: list[str]) -> int:
     try:
         elastic_launch(config, sys.executable)("-m", "trainlab", *arguments)
     except ChildFailedError as e:
-        failure = e.get_first_failure()[1]
-        code = failure.exitcode
-        return 128 - code if code < 0 else code  # a process killed by a signal: the shell's 128 + signal number
+        reported = sorted((f.timestamp, rank, f.exitcode) for rank, f in e.failures.items() if f.exitcode > 0)
+        if reported:  # the first process that failed and said why (the others were stopped by the launcher)
+            return reported[0][2]
+        rank, failure = e.get_first_failure()  # killed by a signal: it could say nothing itself
+        raise ProcessKilled(rank, -failure.exitcode) from None
     except SignalException as e:  # Ctrl-C or SIGTERM: the processes stop after their step, rank 0 says how to resume
         return 128 + int(e.sigval)
     return 0

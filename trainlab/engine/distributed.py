@@ -46,6 +46,8 @@ class Distributed:
     local_rank: int
     device: torch.device
     gradient_weight: list[float] = field(default_factory=lambda: [1.0])  # this rank's share of the current batch
+    started: bool = False  # every rank's setup passed `start()`
+    stopped_together: bool = False  # a setup failed and every rank knows: they are all alive and can leave together
 
     @property
     def is_main(self) -> bool:
@@ -83,6 +85,25 @@ class Distributed:
         after the last step the ranks' copies differ; the checkpoint and every evaluation use rank 0's."""
         for buffer in model.buffers():
             dist.broadcast(buffer, 0)
+
+    def start(self) -> None:
+        """Before the first step, once this rank's data, model and (rank 0) run folder are ready: raises PeerFailure
+        when another rank's setup failed (`tell_failure`), so that no rank waits in a collective for one that is gone."""
+        self.started = True
+        if self.any(False):
+            self.stopped_together = True
+            raise PeerFailure(self.rank)
+
+    def tell_failure(self) -> None:
+        """This rank's setup failed: the others learn it at their `start()` and stop too."""
+        if self.started:
+            return
+        self.started = True
+        try:
+            self.any(True)
+            self.stopped_together = True
+        except RuntimeError:
+            pass  # another rank is gone already
 
     def any(self, flag: bool) -> bool:
         """True on every rank when `flag` is True on any."""
@@ -176,13 +197,13 @@ def init_distributed(device: torch.device) -> Distributed:
     return Distributed(rank, world_size, local_rank, device)
 
 
-def leave_distributed(finished: bool = True) -> None:
-    """Leave the process group; after a run that `finished`, first wait for every rank to be done with it (a rank
-    that left while another still used the group aborts in gloo's threads at exit). The wait polls, so that a
-    signal still stops it."""
+def leave_distributed(together: bool = True) -> None:
+    """Leave the process group; when every rank is leaving `together` (the run finished, or a setup failure all know
+    of), first wait for the others to be done with it (a rank that left while another still used the group aborts in
+    gloo's threads at exit). The wait polls, so that a signal still stops it."""
     if not dist.is_initialized():
         return
-    if finished:
+    if together:
         work = dist.barrier(async_op=True)
         while not work.is_completed():
             time.sleep(0.02)
@@ -193,6 +214,8 @@ def leave_distributed(finished: bool = True) -> None:
 def is_peer_failure(error: BaseException) -> bool:
     """An error that a collective raised because another process of the run died (its own error is reported there)."""
     text = str(error)
+    if isinstance(error, getattr(dist, "DistError", ())):
+        return True
     return isinstance(error, RuntimeError) and any(
         sign in text for sign in ("Connection closed by peer", "Connection reset by peer", "Broken pipe", "DistBackendError",
                                   "NCCL communicator was aborted", "Timed out waiting")  # fmt: skip
