@@ -25,6 +25,7 @@ from trainlab.errors import ConfigError, ConfigNote
 from trainlab.models import MODELS, fits, model_normalisation, model_tokenizer, models_for
 from trainlab.models.transfer import is_transfer_model, transfer_model_names
 from trainlab.models.init import initialize
+from trainlab.models.tuning import add_test_time_augmentation, configure_batchnorm
 from trainlab.models.user import is_user_model
 
 
@@ -93,6 +94,10 @@ def build_model(
         check_outputs(model, example, inputs["num_classes"], name, config.task)
     model = initialize(model, config.init)
     apply_transfer(model, config)
+    if not config.batchnorm.is_default():
+        configure_batchnorm(model, **config.batchnorm.model_dump())
+    with as_config_error("tta", config.tta):
+        add_test_time_augmentation(model, config.tta)
     if placement is not None:
         memory_format = torch.channels_last if placement.channels_last else torch.preserve_format
         model = model.to(placement.device, memory_format=memory_format)
@@ -140,11 +145,13 @@ def build_optimizer(config: ExperimentConfig, model: nn.Module) -> torch.optim.O
     settings, transfer = config.optimizer, config.transfer
     backbone = model.backbone_parameters() if is_transfer_model(model) else []
     with as_config_error("optimizer", settings.name):
-        if not settings.no_decay and settings.layer_decay == 1.0 and transfer.backbone_lr_factor == 1.0:
+        grouped = settings.no_decay or settings.layer_decay != 1.0 or settings.norm_lr_factor != 1.0
+        if not grouped and transfer.backbone_lr_factor == 1.0:
             optimizer = OPTIMIZERS.build(settings.name, model.parameters(), **settings.args)
         else:
             groups = parameter_groups(model, no_decay=settings.no_decay, layer_decay=settings.layer_decay,
-                                      backbone=backbone, backbone_lr_factor=transfer.backbone_lr_factor)  # fmt: skip
+                                      backbone=backbone, backbone_lr_factor=transfer.backbone_lr_factor,
+                                      norm_lr_factor=settings.norm_lr_factor)  # fmt: skip
             optimizer = scale_learning_rates(OPTIMIZERS.build(settings.name, groups, **settings.args))
     if settings.lr_scaling == "linear":
         factor = config.data.batch_size / settings.base_batch_size

@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from trainlab.engine.monitor import MonitorField
 from trainlab.errors import ConfigError
 from trainlab.registry import Registry, arguments_schema, configurable_arguments, did_you_mean
+from trainlab.recipe_config import BatchNormConfig, EMAConfig, LookaheadConfig
 from trainlab.sweep_config import SweepConfig
 
 
@@ -82,6 +83,10 @@ class OptimizerConfig(BuilderSection):
     layer_decay: float = Field(
         1.0, gt=0, le=1, description="layer-wise learning-rate decay: each layer below the top learns at this times the rate "
         "of the layer above (pretrained transformers; 1 = off)"
+    )
+    norm_lr_factor: float = Field(
+        1.0, gt=0, description="normalisation layers' parameters learn at this times the rate, their weight decay divided "
+        "by it (airbench: 64, for batch-norm shifts)"
     )
     lr_scaling: Literal["none", "linear"] = Field(
         "none", description="linear: train at lr x data.batch_size / base_batch_size, the linear-scaling rule for large "
@@ -171,8 +176,20 @@ class ExperimentConfig(Section):
     )
     init: str = Field("default", description="initialisation of conv and linear weights (biases zeroed): default, "
                       "xavier_uniform, xavier_normal, kaiming_uniform, kaiming_normal")
+    patch_whitening: bool = Field(
+        False, description="set the first conv from the training images so that it whitens their patches (airbench)"
+    )
+    tta: Literal["none", "flip", "flip_translate"] = Field(
+        "none", description="evaluate with the logits averaged over mirrored (flip) and one-pixel-shifted copies"
+    )
+    validate_every: int = Field(
+        1, ge=0, description="validate every N epochs and after the last; 0: after the last only (saves time)"
+    )
     regularization: RegularizationConfig = Field(default_factory=RegularizationConfig)
     early_stopping: EarlyStoppingConfig = Field(default_factory=EarlyStoppingConfig)
+    ema: EMAConfig = Field(default_factory=EMAConfig)
+    lookahead: LookaheadConfig = Field(default_factory=LookaheadConfig)
+    batchnorm: BatchNormConfig = Field(default_factory=BatchNormConfig)
     data: DataConfig = Field(default_factory=DataConfig)
     augment: dict[str, Any] = Field(
         default_factory=dict, description="batched augmentation of training images (`trainlab list augment`)"
@@ -192,6 +209,13 @@ class ExperimentConfig(Section):
         return value
 
     _seed_range = pydantic.field_validator("seed")(_check_seed)
+
+    @pydantic.model_validator(mode="after")
+    def _early_stopping_needs_validation(self) -> ExperimentConfig:
+        if self.early_stopping.enabled and self.validate_every != 1:
+            raise ValueError(f"early_stopping watches every epoch's validation, but validate_every is {self.validate_every}: "
+                             "set validate_every: 1 or early_stopping.enabled: false")  # fmt: skip
+        return self
 
     @pydantic.field_validator("init")
     @classmethod
@@ -519,7 +543,8 @@ def _config_error(
         elif item["type"] == "missing":
             messages.append(f"{where}: field '{dotted}' is required")
         elif item["type"] == "value_error":
-            messages.append(f"{where}: field '{dotted}': {str(item['ctx']['error'])}")
+            field = f"field '{dotted}': " if dotted else ""  # a check of several fields has no one field
+            messages.append(f"{where}: {field}{item['ctx']['error']}")
         elif item["type"] == "literal_error":
             choices = re.findall(r"'([^']*)'", item["ctx"]["expected"])
             suggestion = did_you_mean(str(item["input"]), choices)

@@ -32,6 +32,7 @@ from trainlab.engine.callbacks import (
     TensorBoardLogger,
     UnfreezeBackbone,
 )
+from trainlab.engine.averaging import Lookahead, WeightEMA
 from trainlab.engine.checkpoint import load_checkpoint, restore
 from trainlab.engine.device import Placement, resolve_placement
 from trainlab.engine.distributed import (
@@ -50,6 +51,7 @@ from trainlab.evaluation.plots import curves_figure, save_figure
 from trainlab.evaluation.report import write_html_report
 from trainlab.inference import Predictor
 from trainlab.models.compiled import CompiledBackbone
+from trainlab.models.tuning import whiten_first_conv
 from trainlab.models.transfer import TransferModel
 from trainlab.models.user import RUN_COPY, check_model_file, is_file_spec, model_file, model_file_record
 from trainlab.run_folder import Heartbeat, RunFolder, disk_error, environment
@@ -82,12 +84,23 @@ def build_experiment(config: ExperimentConfig) -> Experiment:
     task = resolve_task(config, data.preprocess)  # auto -> classification or regression; loss and monitor to match
     seed_everything(config.seed)  # the initial weights depend on the seed alone, not on the data code
     model = build_model(config, data.model_inputs(), placement, example=data.example())
+    if config.patch_whitening:
+        whiten_from_training_images(model, data)
     optimizer = build_optimizer(config, model)
     with as_config_error("scheduler", config.scheduler.name):
         scheduler = SCHEDULERS.build(
             config.scheduler.name, optimizer, epochs=config.epochs, steps_per_epoch=len(data.train), **config.scheduler.args
         )
     return Experiment(config, placement, data, model, optimizer, scheduler, build_loss(config, task), task)
+
+
+def whiten_from_training_images(model: nn.Module, data: PreparedData, count: int = 5000) -> None:
+    """patch_whitening: the first conv set from (up to) `count` training images, normalised as the model gets them."""
+    if not isinstance(data.train, ArrayLoader):
+        raise UsageError("patch_whitening: true needs an image dataset (its first conv whitens image patches)")
+    images = data.train.images[:count].permute(0, 3, 1, 2).float().div_(255)
+    with as_config_error("patch_whitening", str(True)):
+        whiten_first_conv(model, data.preprocess.normalise(images))
 
 
 def build_callbacks(
@@ -105,6 +118,10 @@ def build_callbacks(
     if config.transfer.unfreeze_at_epoch is not None:
         callbacks.append(UnfreezeBackbone(config.transfer.unfreeze_at_epoch))
     callbacks.append(LRSchedule(experiment.scheduler))
+    if config.lookahead.enabled:  # before the average: the last epoch ends on the slow weights, then averages
+        callbacks.append(Lookahead(config.lookahead.every, config.lookahead.decay, config.lookahead.ramp))
+    if config.ema.enabled:
+        callbacks.append(WeightEMA(config.ema.decay, config.ema.every))
     if folder is not None:
         callbacks.append(MetricsCSV(folder.path / "metrics.csv"))
     if stop.enabled:
@@ -211,7 +228,7 @@ def _train_as_worker(
     trainer = Trainer(
         experiment.model, experiment.optimizer, experiment.loss_fn, experiment.data.train, experiment.data.val,
         epochs=config.epochs, placement=experiment.placement, callbacks=callbacks, task=experiment.task, dist=dist,
-        compile=config.compile,
+        compile=config.compile, validate_every=config.validate_every,
     )  # fmt: skip
     if state is not None:
         restore(trainer, state)
@@ -274,7 +291,7 @@ def _train_in_folder(
     trainer = Trainer(
         experiment.model, experiment.optimizer, experiment.loss_fn, data.train, data.val,
         epochs=config.epochs, placement=experiment.placement, callbacks=callbacks, task=experiment.task, dist=dist,
-        compile=config.compile,
+        compile=config.compile, validate_every=config.validate_every,
     )  # fmt: skip
     if state is not None:
         restore(trainer, state)

@@ -6,7 +6,9 @@ caller's CPU `torch.Generator`, so one seed replays the same augmented batch:
 
 - crop: pad by `crop_padding` pixels (reflecting the image) and cut the original size back out
   at a random offset of up to `crop_padding` pixels each way; every image, offset 0 included.
-- flip: mirror left-right, with probability `flip_p` per image.
+- flip: mirror left-right, with probability `flip_p` per image; or, with `flip_alternate` (airbench), each
+  image mirrored at random in the first epoch and then exactly every other epoch, so that every two epochs
+  see both mirror images of it (the image loader gives the images' positions and the epoch).
 - rotation: turn about the centre by an angle uniform in ±`rotation_degrees` degrees
   (bilinear, reflecting at the border), with probability `rotation_p`.
 - colour: scale brightness, contrast and saturation by factors uniform in 1 ± `brightness`,
@@ -59,6 +61,7 @@ class BatchAugment:
     noise_p: Probability = 0.0
     cutout_size: Pixels = 0
     cutout_p: Probability = 0.0
+    flip_alternate: bool = False
 
     @property
     def enabled(self) -> bool:
@@ -66,20 +69,25 @@ class BatchAugment:
         return (
             self.crop_padding > 0
             or self.flip_p > 0
+            or self.flip_alternate
             or (self.rotation_p > 0 and self.rotation_degrees > 0)
             or (self.color_p > 0 and (self.brightness > 0 or self.contrast > 0 or self.saturation > 0))
             or (self.noise_p > 0 and self.noise_std > 0)
             or (self.cutout_p > 0 and self.cutout_size > 0)
         )
 
-    def __call__(self, images: Tensor, generator: torch.Generator) -> Tensor:
+    def __call__(self, images: Tensor, generator: torch.Generator, positions: Tensor | None = None, epoch: int = 0,
+                 seed: int = 0) -> Tensor:  # fmt: skip
+        """`positions`, `epoch` and `seed` (the images' places in their split, the epoch, the run's seed) choose
+        the alternating flips; the other ops draw from `generator` alone."""
         if not self.enabled:
             return images
         if images.dim() != 4 or not images.is_floating_point():
             raise ValueError(f"augmentation wants float images (B, C, H, W), got {images.dtype} {tuple(images.shape)}")
         channels_last = images.is_contiguous(memory_format=torch.channels_last) and not images.is_contiguous()
         layout = torch.channels_last if channels_last else torch.contiguous_format
-        x = self._crop_and_flip(images, generator)
+        flip = self._flips(images.shape[0], generator, positions, epoch, seed)
+        x = self._crop_and_flip(images, generator, flip)
         # The ops below write in place (the caller's batch stays as it was) and index whole images
         # as rows of a (B, C*H*W) view, which needs one of the two dense layouts.
         x = images.clone(memory_format=layout) if x is images else x.contiguous(memory_format=layout)
@@ -89,14 +97,22 @@ class BatchAugment:
         self._cutout(x, generator)
         return x.clamp_(0, 1)
 
-    def _crop_and_flip(self, x: Tensor, generator: torch.Generator) -> Tensor:
+    def _flips(self, b: int, generator: torch.Generator, positions: Tensor | None, epoch: int, seed: int) -> Tensor:
+        """(B,) bool on the CPU: the images to mirror."""
+        if not self.flip_alternate:
+            return _pick(self.flip_p, b, generator)
+        if positions is None:
+            raise ValueError("augment.flip_alternate needs the images' positions: only the image loader gives them")
+        first = (positions.cpu().long() * 2654435761 + seed * 40503) % 2**32 >> 16 & 1  # a fixed random bit per image
+        return (first + epoch) % 2 == 1
+
+    def _crop_and_flip(self, x: Tensor, generator: torch.Generator, flip: Tensor) -> Tensor:
         b, c, h, w = x.shape
         pad = self.crop_padding
         if pad >= min(h, w):
             raise ValueError(
                 f"augment.crop_padding={pad} must be smaller than the images ({h}x{w} pixels) to reflect them"
             )
-        flip = _pick(self.flip_p, b, generator)
         if pad == 0:
             if not flip.any():
                 return x
@@ -197,17 +213,21 @@ def build_augment(
     rotation_degrees: Degrees = 0.0, rotation_p: Probability = 0.0,
     brightness: Fraction = 0.0, contrast: Fraction = 0.0, saturation: Fraction = 0.0, color_p: Probability = 0.0,
     noise_std: Std = 0.0, noise_p: Probability = 0.0, cutout_size: Pixels = 0, cutout_p: Probability = 0.0,
+    flip_alternate: bool = False,
 ) -> BatchAugment | None:  # fmt: skip
     """Training-batch augmentation from config values; None when no op is enabled.
 
     crop_padding and cutout_size are in pixels, rotation_degrees in degrees, brightness,
     contrast and saturation are fractions (largest relative change), noise_std is on the
-    0..1 pixel scale, and every *_p is a probability per image.
+    0..1 pixel scale, and every *_p is a probability per image; flip_alternate mirrors each image every other
+    epoch (in place of flip_p).
     """
+    if flip_alternate and flip_p:
+        raise ValueError(f"flip_alternate mirrors every other epoch in place of random flips: leave flip_p={flip_p:g} out")
     augment = BatchAugment(
         crop_padding=crop_padding, flip_p=flip_p, rotation_degrees=rotation_degrees, rotation_p=rotation_p,
         brightness=brightness, contrast=contrast, saturation=saturation, color_p=color_p,
-        noise_std=noise_std, noise_p=noise_p, cutout_size=cutout_size, cutout_p=cutout_p,
+        noise_std=noise_std, noise_p=noise_p, cutout_size=cutout_size, cutout_p=cutout_p, flip_alternate=flip_alternate,
     )  # fmt: skip
     return augment if augment.enabled else None
 

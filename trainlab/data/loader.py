@@ -102,7 +102,8 @@ class ArrayLoader:
         order = torch.randperm(len(self.labels), generator=generator) if self.shuffle else torch.arange(len(self.labels))
         index = order[:count].to(self.images.device)
         x = self.images[index].permute(0, 3, 1, 2).float().div_(255)
-        return (self.augment(x, generator) if self.augment is not None else x), self.labels[index]
+        x = self.augment(x, generator, positions=index, epoch=0, seed=self.seed) if self.augment is not None else x
+        return x, self.labels[index]
 
     def examples(self, indices: Sequence[int]) -> list[np.ndarray]:
         """The uint8 images (H, W, C) at split positions `indices`, as decoded."""
@@ -142,7 +143,7 @@ class ArrayLoader:
                 index = whole.tensor_split(world_size)[rank]
             x = self.images[index].permute(0, 3, 1, 2).float().div_(255)  # (B, H, W, C) -> (B, C, H, W) in [0, 1]
             if self.augment is not None and len(index):
-                x = self.augment(x, generator)
+                x = self.augment(x, generator, positions=index, epoch=self.epoch, seed=self.seed)
             x = self.preprocess.normalise(x)
             yield (x if self.channels_last else x.contiguous()), self.labels[index], len(whole)
 

@@ -99,11 +99,13 @@ class Trainer:
         task: Task | None = None,
         dist: Distributed | None = None,
         compile: bool = False,
+        validate_every: int = 1,
     ):
         self.model, self.optimizer, self.loss_fn = model, optimizer, loss_fn  # the model itself, never a DDP wrapper
         self.dist = dist  # this process's rank in data-parallel training; None: one process
         self._ddp: tuple[tuple[bool, ...], nn.Module] | None = None
         self.compile = compile  # the training steps through torch.compile
+        self.validate_every = validate_every  # 0: after the last epoch only
         self._compiled: tuple[nn.Module, nn.Module] | None = None
         self.task = task or Classification()  # scores the outputs: accuracy, macro F1, AUC, MAE, ...
         self.train_loader, self.val_loader = train_loader, val_loader
@@ -125,7 +127,7 @@ class Trainer:
         while self.epoch < self.epochs and not self.should_stop:
             started = time.perf_counter()
             train = self.train_epoch()
-            val = self.evaluate(self.val_loader) if self.val_loader is not None else {}
+            val = self.evaluate(self.val_loader) if self.val_loader is not None and self._validates() else {}
             self.fire("on_validation_end")
             self.epoch += 1
             score = self.task.score
@@ -137,6 +139,11 @@ class Trainer:
             })  # fmt: skip
             self.fire("on_epoch_end")
         self.fire("on_fit_end")
+
+    def _validates(self) -> bool:
+        """Whether the epoch that just trained is validated: every `validate_every`-th, and the last."""
+        last = self.epoch + 1 == self.epochs
+        return last or (self.validate_every > 0 and (self.epoch + 1) % self.validate_every == 0)
 
     def train_epoch(self) -> dict[str, float]:
         self.model.train()

@@ -85,13 +85,15 @@ _NORMS = (torch.nn.LayerNorm, torch.nn.GroupNorm, torch.nn.modules.batchnorm._Ba
 
 def parameter_groups(
     model: torch.nn.Module, *, no_decay: Iterable[NoDecay] = (), layer_decay: float = 1.0,
-    backbone: Iterable[torch.nn.Parameter] = (), backbone_lr_factor: float = 1.0,
+    backbone: Iterable[torch.nn.Parameter] = (), backbone_lr_factor: float = 1.0, norm_lr_factor: float = 1.0,
 ) -> list[dict]:  # fmt: skip
     """The trainable parameters as optimizer groups. `no_decay` names the kinds that get weight_decay 0 (biases,
     normalisation weights); `layer_decay` < 1 needs the model's `layer_groups()` (input first; parameters in
     none of them form the top level); the `backbone` parameters (a pretrained backbone's, kept even while
-    frozen, so that unfreezing needs no new optimizer) get `backbone_lr_factor` times the rate. Each group's
-    `lr_scale` is applied by `scale_learning_rates` once the optimizer holds its base rate."""
+    frozen, so that unfreezing needs no new optimizer) get `backbone_lr_factor` times the rate; normalisation
+    layers' parameters get `norm_lr_factor` times it and their weight decay divided by it (airbench's bias scaler:
+    the decay per step stays). Each group's `lr_scale` and `decay_scale` are applied by `scale_learning_rates`
+    once the optimizer holds its base rate."""
     no_decay = set(no_decay)
     norm_params = {id(p) for m in model.modules() if isinstance(m, _NORMS) for p in m.parameters(recurse=False)}
     in_backbone = {id(p) for p in backbone}
@@ -109,13 +111,14 @@ def parameter_groups(
     else:
         raise ValueError(f"layer_decay needs a model made of layers ({type(model).__name__} has no layer_groups); leave it at 1")
     depth = {id(p): len(levels) - 1 - level for level, params in enumerate(levels) for p in params}
-    groups: dict[tuple[bool, int, bool], dict] = {}
+    groups: dict[tuple[bool, int, bool, bool], dict] = {}
     for name, param in model.named_parameters():
         if not param.requires_grad and id(param) not in in_backbone:
             continue  # frozen for good: the optimizer never sees it
-        key = (id(param) in in_backbone, depth.get(id(param), 0), exempt(name, param))
-        scale = layer_decay ** key[1] * (backbone_lr_factor if key[0] else 1.0)
-        group = groups.setdefault(key, {"params": [], "lr_scale": scale})
+        key = (id(param) in in_backbone, depth.get(id(param), 0), exempt(name, param), id(param) in norm_params)
+        norm = norm_lr_factor if key[3] else 1.0
+        scale = layer_decay ** key[1] * (backbone_lr_factor if key[0] else 1.0) * norm
+        group = groups.setdefault(key, {"params": [], "lr_scale": scale, "decay_scale": 1 / norm})
         if key[2]:
             group["weight_decay"] = 0.0
         group["params"].append(param)
@@ -126,6 +129,7 @@ def scale_learning_rates(optimizer: torch.optim.Optimizer) -> torch.optim.Optimi
     """Multiply each group's rate by its `lr_scale` (layer-wise decay), before a schedule records the base rates."""
     for group in optimizer.param_groups:
         group["lr"] *= group.get("lr_scale", 1.0)
+        group["weight_decay"] = group.get("weight_decay", 0.0) * group.get("decay_scale", 1.0)
     return optimizer
 
 
@@ -245,3 +249,28 @@ def inverse_sqrt(
         optimizer, epochs, steps_per_epoch, warmup_epochs, warmup_steps, interval,
         lambda s, w, t: math.sqrt(max(1, w) / max(1, s)),
     )  # fmt: skip
+
+
+@SCHEDULERS.register(injected=SCHEDULE_INPUTS)
+def one_cycle(
+    optimizer: torch.optim.Optimizer, *, epochs: int, steps_per_epoch: int,
+    peak_at: Annotated[float, Field(gt=0, lt=1)] = 0.25, start_ratio: Annotated[float, Field(ge=0, le=1)] = 0.04,
+    end_ratio: Annotated[float, Field(ge=0, le=1)] = 0.0, anneal: Literal["linear", "cosine"] = "cosine",
+    interval: Interval = "step",
+):  # fmt: skip
+    """One cycle (Smith 2018): from start_ratio x the base rate up to it (linearly) at peak_at of the training, then
+    down to end_ratio x it at the last step, linearly or along a cosine. airbench94's triangle: peak_at 0.23,
+    start_ratio 0.2, end_ratio 0.07, anneal linear."""
+    total = epochs * steps_per_epoch
+    peak = max(1, round(peak_at * total))
+
+    def factor(step: int) -> float:
+        if interval == "epoch":
+            step -= step % steps_per_epoch
+        if step < peak:
+            return start_ratio + (1 - start_ratio) * step / peak
+        progress = min(1.0, (step - peak) / max(1, total - 1 - peak))
+        down = progress if anneal == "linear" else 0.5 * (1 - math.cos(math.pi * progress))
+        return 1 - (1 - end_ratio) * down
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
