@@ -213,3 +213,11 @@ def test_a_run_with_every_piece_tests_and_evaluates_alike(tmp_path):
     record = json.loads((folder.path / "run.json").read_text())
     assert record["status"] == "finished" and record["test_acc"] > 0.3  # 3x chance after 3 tiny epochs
     assert evaluate_run(folder.path, "last").accuracy == pytest.approx(record["test_acc"])
+
+
+def test_airbench_convs_start_partly_as_the_identity_and_whitened_filters_stay_fixed():
+    model = airbench(in_channels=3, num_classes=10, image_size=(32, 32))
+    conv = model[2][0]  # the first group's first conv: 24 -> 64
+    assert torch.equal(conv.weight[:24, :, 1, 1], torch.eye(24)) and conv.weight[:24].abs().sum() == 24
+    whiten_first_conv(model, torch.randn(16, 3, 8, 8))
+    assert not model[0].weight.requires_grad and model[0].bias.requires_grad

@@ -286,9 +286,10 @@ class ProgressBar(Callback):
     def on_epoch_end(self, trainer: Trainer) -> None:
         r, task = trainer.history[-1], trainer.task
         val = " ".join(f"{SHOWN.get(m, m)} {r.get(f'val_{m}', float('nan')):.4f}" for m in task.metrics)
+        val = f"val loss {r['val_loss']:.4f} {val}" if r["val_loss"] == r["val_loss"] else "not validated (validate_every)"
         self.console.print(
             f"epoch {r['epoch']:>3}/{trainer.epochs}  train loss {r['train_loss']:.4f} {SHOWN[task.score]} {r[f'train_{task.score}']:.4f}  "
-            f"val loss {r['val_loss']:.4f} {val}  lr {r['lr']:.2e}  {r['seconds']:.1f} s  {r['samples_per_s']:,.0f} {self.unit}",
+            f"{val}  lr {r['lr']:.2e}  {r['seconds']:.1f} s  {r['samples_per_s']:,.0f} {self.unit}",
             highlight=False, soft_wrap=True,
         )
 

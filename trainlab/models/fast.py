@@ -16,13 +16,18 @@ from torch import Tensor, nn
 from trainlab.models.registry import IMAGE_MODEL_INPUTS, MODELS
 
 
+def dirac_conv(in_channels: int, out_channels: int) -> nn.Conv2d:
+    """A 3x3 conv whose first `in_channels` filters start as the identity (airbench's partial Dirac init)."""
+    conv = nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False)
+    nn.init.dirac_(conv.weight.data[: min(in_channels, out_channels)])
+    return conv
+
+
 class ConvGroup(nn.Sequential):
     def __init__(self, in_channels: int, out_channels: int):
         super().__init__(
-            nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False), nn.MaxPool2d(2),
-            nn.BatchNorm2d(out_channels), nn.GELU(),
-            nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False),
-            nn.BatchNorm2d(out_channels), nn.GELU(),
+            dirac_conv(in_channels, out_channels), nn.MaxPool2d(2), nn.BatchNorm2d(out_channels), nn.GELU(),
+            dirac_conv(out_channels, out_channels), nn.BatchNorm2d(out_channels), nn.GELU(),
         )  # fmt: skip
 
 
@@ -49,8 +54,9 @@ def airbench(
     logit_scale: Annotated[float, Field(gt=0)] = 1 / 9,
 ) -> nn.Sequential:
     """airbench94's network: a whitening conv (whiten_kernel x whiten_kernel, 2 x in_channels x whiten_kernel²
-    channels, no padding) and GELU, three conv groups of `widths`, a max-pool over what is left, a linear layer
-    without bias, logits times `logit_scale`. Images of 32x32 (CIFAR-10) end as 3x3 before the last pool."""
+    channels, no padding) and GELU, three conv groups of `widths` (3x3 convs starting partly as the identity),
+    a max-pool over what is left, a linear layer without bias, logits times `logit_scale`. Images of 32x32
+    (CIFAR-10) end as 3x3 before the last pool. `init:` other than default re-draws the convs."""
     whiten_width = 2 * in_channels * whiten_kernel**2
     size = min(image_size) - whiten_kernel + 1
     for _ in widths:

@@ -2,7 +2,7 @@
 
 - `batchnorm:` momentum, eps, and whether the scale (weight) and shift (bias) of every batch-norm layer train;
 - `patch_whitening: true`: the first conv's filters set from the training images, so that its outputs are the
-  image patches whitened (decorrelated, unit variance), each direction as a +/- pair of channels;
+  image patches whitened (decorrelated, unit variance), each direction as a +/- pair of channels; they stay fixed;
 - `tta:` the logits of an evaluation averaged over mirrored (and shifted) copies of each image.
 """
 
@@ -44,7 +44,8 @@ def first_conv(model: nn.Module) -> nn.Conv2d:
 def whiten_first_conv(model: nn.Module, images: Tensor, eps: float = 5e-4) -> None:
     """Set the first conv's filters to whiten its input patches: the eigenvectors of the patches' covariance,
     each divided by the square root of its eigenvalue (+ `eps`), the largest first, with their negatives (out
-    channels = 2 x directions). `images`: (N, C, H, W), normalised as the model gets them; the bias is zeroed."""
+    channels = 2 x directions). `images`: (N, C, H, W), normalised as the model gets them; the bias is zeroed. The
+    filters stay as set (they no longer train, as in airbench); the bias trains."""
     conv = first_conv(model)
     kh, kw = conv.kernel_size
     if conv.groups != 1:
@@ -62,6 +63,7 @@ def whiten_first_conv(model: nn.Module, images: Tensor, eps: float = 5e-4) -> No
     values, vectors = eigenvalues.flip(0)[:top], eigenvectors.flip(1)[:, :top]
     filters = (vectors / torch.sqrt(values + eps)).T.reshape(top, c, kh, kw).float()
     conv.weight.copy_(torch.cat([filters, -filters]).to(conv.weight))
+    conv.weight.requires_grad_(False)
     if conv.bias is not None:
         conv.bias.zero_()
 

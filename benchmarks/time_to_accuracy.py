@@ -1,0 +1,119 @@
+"""Time to 80 / 85 / 90 / 94 % CIFAR-10 test accuracy on this machine, for the fast recipe, the workshop CNN (Task 4)
+and the pre-activation ResNet preset, and the curves (test accuracy against wall time) in one picture.
+
+    TRAINLAB_DATA=../shared/data python -m benchmarks.time_to_accuracy --seeds 0 1 2
+    TRAINLAB_DATA=../shared/data python -m benchmarks.time_to_accuracy --presets cifar10/fast --seeds 0
+
+Each run is `trainlab.run`-like (run_experiment, a run folder, the preset's own validation) with one extra callback
+that tests the weights after every epoch; the clock starts before the config is read (data loading counts) and
+stops for those extra tests, so the times are those of the run alone. A threshold a run never reaches is "-".
+Results: benchmarks/results/time_to_accuracy.json and time_to_accuracy.png. Run it alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+
+from benchmarks.common import RESULTS, save, table
+
+PRESETS = ("cifar10/fast", "workshop/task4", "cifar10/preact_resnet")
+THRESHOLDS = (0.80, 0.85, 0.90, 0.94)
+
+
+def make_test_curve(config, started: float):
+    from trainlab.build import load_data
+    from trainlab.engine.loop import Callback
+
+    class TestCurve(Callback):
+        """(seconds of the run so far, test accuracy) after every epoch; its own time is left out of the clock."""
+
+        def __init__(self):
+            self.points: list[tuple[float, float]] = []
+            self.excluded = 0.0
+
+        def on_fit_start(self, trainer) -> None:
+            begun = time.perf_counter()
+            self.test = load_data(config).test  # the same split and statistics as the run's (same seed)
+            self.excluded += time.perf_counter() - begun
+
+        def on_epoch_end(self, trainer) -> None:
+            begun = time.perf_counter()
+            accuracy = trainer.evaluate(self.test)["acc"]
+            self.points.append((begun - started - self.excluded, accuracy))
+            self.excluded += time.perf_counter() - begun
+
+    return TestCurve()
+
+
+def one_run(preset: str, seed: int, overrides: list[str]) -> dict:
+    from rich.console import Console
+
+    from trainlab.config import load_config
+    from trainlab.experiment import run_experiment
+
+    started = time.perf_counter()
+    config, source = load_config(preset, [f"seed={seed}", "progress=false", f"output_dir={tempfile.mkdtemp()}", *overrides])
+    curve = make_test_curve(config, started)
+    folder = run_experiment(config, source, console=Console(quiet=True), extra_callbacks=[curve])
+    wall = time.perf_counter() - started - curve.excluded
+    record = folder.read_run()
+    reached = {f"{t:.0%}": next((s for s, acc in curve.points if acc >= t), None) for t in THRESHOLDS}
+    return {"preset": preset, "seed": seed, "curve": curve.points, "final_test_acc": record["test_acc"],
+            "wall_seconds": wall, "time_to": reached}  # fmt: skip
+
+
+def draw(results: list[dict], path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    colours = {}
+    for result in results:
+        colour = colours.setdefault(result["preset"], f"C{len(colours)}")
+        seconds, accuracy = zip(*result["curve"]) if result["curve"] else ((), ())
+        label = result["preset"] if result["seed"] == min(r["seed"] for r in results if r["preset"] == result["preset"]) else None
+        axes.plot([s / 60 for s in seconds], accuracy, marker="o", markersize=3, color=colour, label=label, alpha=0.8)
+    for threshold in THRESHOLDS:
+        axes.axhline(threshold, color="grey", linewidth=0.5, linestyle=":")
+    axes.set(xlabel="wall time on this machine (minutes)", ylabel="CIFAR-10 test accuracy", ylim=(0.4, 1.0))
+    axes.legend(loc="lower right")
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--presets", nargs="+", default=list(PRESETS))
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("overrides", nargs="*", help="config fields for every run, e.g. epochs=4")
+    args = parser.parse_args()
+    results = []
+    for seed in args.seeds:
+        for preset in args.presets:  # interleaved
+            results.append(one_run(preset, seed, args.overrides))
+            print(f"{preset} seed {seed}: test acc {results[-1]['final_test_acc']:.4f}, {results[-1]['wall_seconds']:.0f} s", flush=True)
+    rows = []
+    for preset in args.presets:
+        mine = [r for r in results if r["preset"] == preset]
+        row = {"preset": preset, "seeds": len(mine)}
+        for t in THRESHOLDS:
+            times = [r["time_to"][f"{t:.0%}"] for r in mine]
+            row[f"to {t:.0%}"] = "-" if None in times else f"{statistics.mean(times) / 60:.1f} min"
+        accs = [r["final_test_acc"] for r in mine]
+        row["final test acc"] = f"{statistics.mean(accs):.4f} ± {statistics.pstdev(accs):.4f}"
+        row["wall"] = f"{statistics.mean(r['wall_seconds'] for r in mine) / 60:.1f} min"
+        rows.append(row)
+    print(table(rows))
+    RESULTS.mkdir(exist_ok=True)
+    draw(results, RESULTS / "time_to_accuracy.png")
+    print(save("time_to_accuracy", {"presets": args.presets, "seeds": args.seeds, "overrides": args.overrides,
+                                    "runs": results, "summary": rows}))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
