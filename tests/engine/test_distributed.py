@@ -62,7 +62,7 @@ def test_a_last_batch_smaller_than_the_ranks_is_left_out_of_training_but_not_of_
 def test_an_image_loader_builds_only_its_part_and_augments_it_with_its_own_generator():
     images = torch.randint(0, 256, (10, 4, 4, 3), dtype=torch.uint8)
     preprocess = ImagePreprocess(["a", "b"], (3, 4, 4), [127.0] * 3, [50.0] * 3)
-    noise = lambda x, generator: x + torch.rand(x.shape, generator=generator)  # noqa: E731
+    noise = lambda x, generator, **where: x + torch.rand(x.shape, generator=generator)  # noqa: E731
     loader = ArrayLoader(images, torch.arange(10) % 2, 4, preprocess=preprocess, shuffle=True, seed=1, augment=noise)
     plain = ArrayLoader(images, torch.arange(10) % 2, 4, preprocess=preprocess, shuffle=True, seed=1)
     for r in range(2):

@@ -115,7 +115,8 @@ def parameter_groups(
     for name, param in model.named_parameters():
         if not param.requires_grad and id(param) not in in_backbone:
             continue  # frozen for good: the optimizer never sees it
-        key = (id(param) in in_backbone, depth.get(id(param), 0), exempt(name, param), id(param) in norm_params)
+        key = (id(param) in in_backbone, depth.get(id(param), 0), exempt(name, param),
+               norm_lr_factor != 1.0 and id(param) in norm_params)  # fmt: skip
         norm = norm_lr_factor if key[3] else 1.0
         scale = layer_decay ** key[1] * (backbone_lr_factor if key[0] else 1.0) * norm
         group = groups.setdefault(key, {"params": [], "lr_scale": scale, "decay_scale": 1 / norm})
