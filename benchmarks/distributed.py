@@ -1,6 +1,6 @@
 """Data-parallel throughput: the same preset trained by 1 process and by `trainlab run --nproc N`, interleaved.
 
-    TRAINLAB_DATA=../shared/data python -m benchmarks.distributed --preset workshop/task4 --nproc 1 2 --epochs 2 --repeats 2
+    TRAINLAB_DATA=/path/to/data python -m benchmarks.distributed --preset workshop/task4 --nproc 1 2 --epochs 2 --repeats 2
 
 Each run is a fresh `python -m trainlab run` (as a user starts it); the figures are the training images/s of the
 epochs after the first (warm-up excluded; from metrics.csv, all processes together), the command's wall time

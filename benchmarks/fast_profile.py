@@ -1,6 +1,6 @@
 """Where the time of the fast recipe's training step goes (issue 20), against a plain PyTorch step of the same network.
 
-    TRAINLAB_DATA=../shared/data python -m benchmarks.fast_profile --steps 12
+    TRAINLAB_DATA=/path/to/data python -m benchmarks.fast_profile --steps 12
 
 Builds `cifar10/fast` as a run does (data, airbench, batch norm, whitening, SGD, one-cycle, Lookahead), then:
 1. times `--steps` training steps through trainlab's loop pieces (loader with augmentation, step, callbacks) and

@@ -1,8 +1,8 @@
 """Time to 80 / 85 / 90 / 94 % CIFAR-10 test accuracy on this machine, for the fast recipe, the workshop CNN (Task 4)
 and the pre-activation ResNet preset, and the curves (test accuracy against wall time) in one picture.
 
-    TRAINLAB_DATA=../shared/data python -m benchmarks.time_to_accuracy --seeds 0 1 2
-    TRAINLAB_DATA=../shared/data python -m benchmarks.time_to_accuracy --presets cifar10/fast --seeds 0
+    TRAINLAB_DATA=/path/to/data python -m benchmarks.time_to_accuracy --seeds 0 1 2
+    TRAINLAB_DATA=/path/to/data python -m benchmarks.time_to_accuracy --presets cifar10/fast --seeds 0
 
 Each run is `trainlab.run`-like (run_experiment, a run folder, the preset's own validation) with one extra callback
 that tests the weights after every epoch; the clock starts before the config is read (data loading counts) and

@@ -72,13 +72,14 @@ class Distributed:
         dist.all_reduce(total)
         return total
 
-    def gather_batches(self, parts: list[torch.Tensor]) -> list[torch.Tensor]:
-        """Every batch whole again: `parts[i]` is this rank's part of batch i; returns batch i's parts of every rank
-        in rank order, so the result is what one process would have computed, with no example twice."""
+    def gather_batches(self, *parts: list[torch.Tensor]) -> list[list[torch.Tensor]]:
+        """Every batch whole again, for each list of `parts` (logits, targets): `parts[k][i]` is this rank's part of
+        batch i; returns batch i's parts of every rank in rank order, so each list is what one process would have
+        computed, with no example twice. One exchange for all the lists."""
         gathered: list[Any] = [None] * self.world_size
-        dist.all_gather_object(gathered, [p.cpu() for p in parts])
-        return [torch.cat([gathered[r][i] for r in range(self.world_size) if gathered[r][i].numel()]).to(self.device)
-                for i in range(len(parts))]  # fmt: skip
+        dist.all_gather_object(gathered, [[p.cpu() for p in part] for part in parts])
+        return [[torch.cat([gathered[r][k][i] for r in range(self.world_size) if gathered[r][k][i].numel()]).to(self.device)
+                 for i in range(len(part))] for k, part in enumerate(parts)]  # fmt: skip
 
     def share_buffers(self, model: nn.Module) -> None:
         """Rank 0's buffers (batch-norm statistics) on every rank: DDP sends them at the start of each forward, so

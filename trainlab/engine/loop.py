@@ -215,7 +215,7 @@ class Trainer:
                 logits.append(torch.empty(0, device=self.placement.device))
             targets.append(batch_targets)
         if self.dist is not None:
-            logits, targets = self.dist.gather_batches(logits), self.dist.gather_batches(targets)
+            logits, targets = self.dist.gather_batches(logits, targets)
         logits, targets = torch.cat(logits), torch.cat(targets)
         return logits, targets, self.loss_fn(logits, targets) * len(targets)
 
