@@ -92,3 +92,29 @@ def test_macro_f1_is_sklearns_over_all_classes(seed):
     targets, predicted = torch.randint(0, 4, (50,), generator=g), torch.randint(0, 5, (50,), generator=g)
     expected = f1_score(targets, predicted, average="macro", labels=list(range(6)), zero_division=0)
     assert macro_f1(predicted, targets, 6) == pytest.approx(expected)
+
+
+def test_a_stop_that_arrives_while_the_callbacks_close_their_files_still_stops_the_run():
+    """A signal held in on_teardown (after the last step's check) is raised once the loop has closed everything."""
+    import os
+    import signal
+
+    from trainlab.engine.callbacks import StopAtStepEnd
+    from trainlab.utils import signals
+
+    class SignalledWhileClosing(Callback):
+        def on_teardown(self, trainer):
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    model = tiny_model()
+    batch = one_batch()
+    trainer = Trainer(model, torch.optim.SGD(model.parameters(), lr=0.1), nn.CrossEntropyLoss(), batch, None, epochs=1,
+                      placement=FP32_CPU, callbacks=[SignalledWhileClosing(), StopAtStepEnd()])  # fmt: skip
+    previous = signal.signal(signal.SIGTERM, signals._handler)
+    try:
+        with pytest.raises(signals.Stopped):
+            trainer.fit()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        signals._pending, signals._stopping = None, False
+    assert trainer.global_step == 1

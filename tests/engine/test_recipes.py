@@ -82,19 +82,32 @@ def test_a_run_with_an_ema_resumes_exactly():
         torch.testing.assert_close(resumed_model.state_dict()[name], value)
 
 
-def test_lookahead_pulls_the_weights_back_to_the_slow_ones():
-    record, lookahead = Record(), Lookahead(every=3, decay=0.5, ramp="none")
+class RecordEpochEnds(Callback):
+    """The model's weights as validation and the checkpoints see them, after every epoch."""
+
+    def __init__(self):
+        self.epochs = []
+
+    def on_epoch_end(self, trainer):
+        self.epochs.append({k: v.detach().clone() for k, v in trainer.model.state_dict().items() if v.is_floating_point()})
+
+
+def test_lookahead_pulls_the_weights_back_to_the_slow_ones_and_every_epoch_ends_on_them():
+    record, lookahead, ends = Record(), Lookahead(every=4, decay=0.5, ramp="none"), RecordEpochEnds()
     model = mlp()
     slow = {k: v.clone() for k, v in model.state_dict().items() if v.is_floating_point()}
-    run = trainer(model, [record, lookahead], epochs=1)
+    run = trainer(model, [record, lookahead, ends], epochs=2)
     run.fit()
-    steps = run.global_step
+    assert run.global_step == 12 and len(record.steps) == 12  # 6 steps an epoch: updates at steps 4, 8 and 12
+    slow_at = {}
     for step, weights in enumerate(record.steps, start=1):
-        if step % 3 == 0:
+        if step % 4 == 0:
             slow = {k: 0.5 * slow[k] + 0.5 * weights[k] for k in slow}
-    for name, value in slow.items():  # the epoch (and run) ends on the slow weights
-        torch.testing.assert_close(model.state_dict()[name], value)
-    assert steps == 6
+        slow_at[step] = slow
+    for epoch, weights in enumerate(ends.epochs, start=1):
+        for name, value in slow_at[6 * epoch].items():  # epoch 1 ends between two updates, on the slow weights
+            torch.testing.assert_close(weights[name], value)
+    assert not torch.allclose(record.steps[5]["0.weight"], slow_at[6]["0.weight"])  # the fast weights had moved on
 
 
 def test_lookahead_with_a_cubic_ramp_starts_as_plain_training():

@@ -68,7 +68,8 @@ class WeightEMA(Callback):
 class Lookahead(Callback):
     """Lookahead (Zhang et al. 2019) as airbench uses it: every `every` steps the slow weights take a step towards
     the model's, `slow = decay * slow + (1 - decay) * weights`, and the model goes back to them. With `ramp="cubic"`
-    the decay grows from 0 as (step / total)**3; the last epoch ends on the slow weights."""
+    the decay grows from 0 as (step / total)**3. Every epoch ends on the slow weights: they are what validation,
+    the checkpoints and the test see."""
 
     def __init__(self, every: int = 5, decay: float = 0.95**5, ramp: str = "cubic"):
         self.every, self.decay, self.ramp = every, decay, ramp
@@ -89,8 +90,7 @@ class Lookahead(Callback):
             self._update(trainer, self._decay(trainer))
 
     def on_train_epoch_end(self, trainer: Trainer) -> None:
-        if trainer.epoch + 1 == trainer.epochs:
-            self._update(trainer, 1.0)  # the run ends on the slow weights
+        self._update(trainer, 1.0)  # back to the slow weights, unchanged
 
     def _update(self, trainer: Trainer, decay: float) -> None:
         state = float_state(trainer.model)

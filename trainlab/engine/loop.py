@@ -29,6 +29,7 @@ from trainlab.engine.distributed import Distributed, ShardedLoader
 from trainlab.engine.step import training_step
 from trainlab.engine.tasks import Classification, Task, macro_f1  # noqa: F401  (macro_f1: imported from here too)
 from trainlab.registry import did_you_mean
+from trainlab.utils import signals
 
 
 class Callback:
@@ -121,6 +122,7 @@ class Trainer:
             self._fit()
         finally:
             self.fire("on_teardown")  # runs on errors and Ctrl-C too: close bars and files
+        signals.check()  # a stop held while the callbacks closed their files stops the run here
         return self.history
 
     def _fit(self) -> None:
