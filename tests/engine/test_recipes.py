@@ -42,12 +42,14 @@ def trainer(model: nn.Module, callbacks, epochs: int = 2, val=None, **kwargs) ->
 
 
 class Record(Callback):
-    """The model's weights after every step (fired before the averages act on them)."""
+    """The model's weights at every `hook`: after every step by default (fired before the averages act on them);
+    "on_epoch_end": as validation and the checkpoints see them."""
 
-    def __init__(self):
+    def __init__(self, hook: str = "on_train_batch_end"):
         self.steps = []
+        setattr(self, hook, self._record)
 
-    def on_train_batch_end(self, trainer):
+    def _record(self, trainer):
         self.steps.append({k: v.detach().clone() for k, v in trainer.model.state_dict().items() if v.is_floating_point()})
 
 
@@ -82,18 +84,8 @@ def test_a_run_with_an_ema_resumes_exactly():
         torch.testing.assert_close(resumed_model.state_dict()[name], value)
 
 
-class RecordEpochEnds(Callback):
-    """The model's weights as validation and the checkpoints see them, after every epoch."""
-
-    def __init__(self):
-        self.epochs = []
-
-    def on_epoch_end(self, trainer):
-        self.epochs.append({k: v.detach().clone() for k, v in trainer.model.state_dict().items() if v.is_floating_point()})
-
-
 def test_lookahead_pulls_the_weights_back_to_the_slow_ones_and_every_epoch_ends_on_them():
-    record, lookahead, ends = Record(), Lookahead(every=4, decay=0.5, ramp="none"), RecordEpochEnds()
+    record, lookahead, ends = Record(), Lookahead(every=4, decay=0.5, ramp="none"), Record("on_epoch_end")
     model = mlp()
     slow = {k: v.clone() for k, v in model.state_dict().items() if v.is_floating_point()}
     run = trainer(model, [record, lookahead, ends], epochs=2)
@@ -104,7 +96,7 @@ def test_lookahead_pulls_the_weights_back_to_the_slow_ones_and_every_epoch_ends_
         if step % 4 == 0:
             slow = {k: 0.5 * slow[k] + 0.5 * weights[k] for k in slow}
         slow_at[step] = slow
-    for epoch, weights in enumerate(ends.epochs, start=1):
+    for epoch, weights in enumerate(ends.steps, start=1):
         for name, value in slow_at[6 * epoch].items():  # epoch 1 ends between two updates, on the slow weights
             torch.testing.assert_close(weights[name], value)
     assert not torch.allclose(record.steps[5]["0.weight"], slow_at[6]["0.weight"])  # the fast weights had moved on
