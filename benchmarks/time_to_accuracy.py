@@ -2,13 +2,15 @@
 and the pre-activation ResNet preset, and the curves (test accuracy against wall time) in one picture.
 
     TRAINLAB_DATA=/path/to/data python -m benchmarks.time_to_accuracy --seeds 0 1 2
-    TRAINLAB_DATA=/path/to/data python -m benchmarks.time_to_accuracy --presets cifar10/fast --seeds 0 --set epochs=4
+    TRAINLAB_DATA=/path/to/data python -m benchmarks.time_to_accuracy --presets cifar10/fast --seeds 1 2 --add
+    TRAINLAB_DATA=/path/to/data python -m benchmarks.time_to_accuracy --presets cifar10/fast --seeds 0 --set epochs=3 --name tta-3-epochs
 
 Each run is `trainlab.run`-like (run_experiment, a run folder, the preset's own validation) with one extra callback
 that tests the weights after every epoch; the clock starts before the config is read (data loading counts) and
 stops for those extra tests, so the times are those of the run alone. A point of the curve is the time to the end of
 that epoch plus one test: what a run stopped there would have taken. A threshold a run never reaches is "-".
-Results: benchmarks/results/time_to_accuracy.json and time_to_accuracy.png. Run it alone.
+Results: benchmarks/results/NAME.json and NAME.png (NAME: `--name`, time_to_accuracy by default); `--add` keeps the runs
+already in NAME.json (made with the same `--set`) and adds these, so seeds can be run a few at a time. Run it alone.
 """
 
 from __future__ import annotations
@@ -67,6 +69,20 @@ def one_run(preset: str, seed: int, overrides: list[str]) -> dict:
             "wall_seconds": wall, "time_to": reached}  # fmt: skip
 
 
+def earlier_runs(path, overrides: list[str], presets: list[str], seeds: list[int]) -> list[dict]:
+    """The runs of an earlier results file, which must have been made with the same overrides; those about to run
+    again are dropped."""
+    import json
+
+    if not path.exists():
+        return []
+    earlier = json.loads(path.read_text())
+    if earlier.get("overrides", []) != overrides:
+        raise SystemExit(f"--add: {path} was made with --set {' '.join(earlier.get('overrides', [])) or '(nothing)'}, "
+                         f"not {' '.join(overrides) or '(nothing)'}; give another --name")  # fmt: skip
+    return [r for r in earlier["runs"] if not (r["preset"] in presets and r["seed"] in seeds)]
+
+
 def draw(results: list[dict], path) -> None:
     import matplotlib
 
@@ -94,14 +110,17 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--set", dest="overrides", nargs="+", default=[], metavar="FIELD=VALUE",
                         help="config fields for every run, e.g. --set epochs=4")
+    parser.add_argument("--name", default="time_to_accuracy", help="results file stem in benchmarks/results/")
+    parser.add_argument("--add", action="store_true", help="keep the runs already in NAME.json and add these")
     args = parser.parse_args()
-    results = []
+    results = earlier_runs(RESULTS / f"{args.name}.json", args.overrides, args.presets, args.seeds) if args.add else []
     for seed in args.seeds:
         for preset in args.presets:  # interleaved
             results.append(one_run(preset, seed, args.overrides))
             print(f"{preset} seed {seed}: test acc {results[-1]['final_test_acc']:.4f}, {results[-1]['wall_seconds']:.0f} s", flush=True)
+    presets = list(dict.fromkeys(r["preset"] for r in results))
     rows = []
-    for preset in args.presets:
+    for preset in presets:
         mine = [r for r in results if r["preset"] == preset]
         row = {"preset": preset, "seeds": len(mine)}
         for t in THRESHOLDS:
@@ -113,8 +132,9 @@ def main() -> None:
         rows.append(row)
     print(table(rows))
     RESULTS.mkdir(exist_ok=True)
-    draw(results, RESULTS / "time_to_accuracy.png")
-    print(save("time_to_accuracy", {"presets": args.presets, "seeds": args.seeds, "overrides": args.overrides,
+    draw(results, RESULTS / f"{args.name}.png")
+    seeds = sorted({r["seed"] for r in results})
+    print(save(args.name, {"presets": presets, "seeds": seeds, "overrides": args.overrides,
                                     "runs": results, "summary": rows}))  # fmt: skip
 
 
