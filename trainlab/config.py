@@ -179,6 +179,10 @@ class ExperimentConfig(Section):
     patch_whitening: bool = Field(
         False, description="set the first conv from the training images so that it whitens their patches (airbench)"
     )
+    whitening_bias_epochs: int | None = Field(
+        None, ge=0, description="with patch_whitening: the whitening conv's bias trains for the first N epochs, then "
+        "stays as it is (airbench: 3); unset: it trains every epoch"
+    )
     tta: Literal["none", "flip", "flip_translate"] = Field(
         "none", description="evaluate with the logits averaged over mirrored (flip) and one-pixel-shifted copies"
     )
@@ -215,6 +219,13 @@ class ExperimentConfig(Section):
         if self.early_stopping.enabled and self.validate_every != 1:
             raise ValueError(f"early_stopping watches every epoch's validation, but validate_every is {self.validate_every}: "
                              "set validate_every: 1 or early_stopping.enabled: false")  # fmt: skip
+        return self
+
+    @pydantic.model_validator(mode="after")
+    def _whitening_bias_needs_whitening(self) -> ExperimentConfig:
+        if self.whitening_bias_epochs is not None and not self.patch_whitening:
+            raise ValueError(f"whitening_bias_epochs={self.whitening_bias_epochs} sets the bias of the whitening conv, "
+                             "which patch_whitening: true makes; set it or leave whitening_bias_epochs out")  # fmt: skip
         return self
 
     @pydantic.field_validator("init")

@@ -30,6 +30,7 @@ from trainlab.engine.callbacks import (
     ProgressBar,
     StopAtStepEnd,
     TensorBoardLogger,
+    TrainForEpochs,
     UnfreezeBackbone,
 )
 from trainlab.engine.averaging import Lookahead, WeightEMA
@@ -51,7 +52,7 @@ from trainlab.evaluation.plots import curves_figure, save_figure
 from trainlab.evaluation.report import write_html_report
 from trainlab.inference import Predictor
 from trainlab.models.compiled import CompiledBackbone
-from trainlab.models.tuning import whiten_first_conv
+from trainlab.models.tuning import first_conv, whiten_first_conv
 from trainlab.models.transfer import TransferModel
 from trainlab.models.user import RUN_COPY, check_model_file, is_file_spec, model_file, model_file_record
 from trainlab.run_folder import Heartbeat, RunFolder, disk_error, environment
@@ -117,6 +118,8 @@ def build_callbacks(
         callbacks.append(GradientClipping(reg.clip_grad_norm, reg.clip_grad_value))
     if config.transfer.unfreeze_at_epoch is not None:
         callbacks.append(UnfreezeBackbone(config.transfer.unfreeze_at_epoch))
+    if config.whitening_bias_epochs is not None and first_conv(experiment.model).bias is not None:
+        callbacks.append(TrainForEpochs([first_conv(experiment.model).bias], config.whitening_bias_epochs))
     callbacks.append(LRSchedule(experiment.scheduler))
     if config.lookahead.enabled:  # before the average: the last epoch ends on the slow weights, then averages
         callbacks.append(Lookahead(config.lookahead.every, config.lookahead.decay, config.lookahead.ramp))

@@ -226,3 +226,24 @@ def test_airbench_convs_start_partly_as_the_identity_and_whitened_filters_stay_f
     assert torch.equal(conv.weight[:24, :, 1, 1], torch.eye(24)) and conv.weight[:24].abs().sum() == 24
     whiten_first_conv(model, torch.randn(16, 3, 8, 8))
     assert not model[0].weight.requires_grad and model[0].bias.requires_grad
+
+
+def test_the_whitening_bias_trains_for_its_epochs_then_stays():
+    """airbench's whitening_bias_epochs: the first conv's bias moves in epoch 1 and not after; the rest still trains."""
+    from trainlab.experiment import run_experiment
+
+    config, source = load_config(None, [*TINY, "epochs=3", "patch_whitening=true", "whitening_bias_epochs=1"])
+    epoch_ends = Record("on_epoch_end")
+    run_experiment(config, source, extra_callbacks=[epoch_ends])
+    first, second, third = epoch_ends.steps
+    bias = next(name for name in first if name.endswith("bias"))  # the first conv's
+    assert not torch.equal(first[bias], torch.zeros_like(first[bias]))  # whitening zeroes it; epoch 1 moved it
+    assert torch.equal(first[bias], second[bias]) and torch.equal(second[bias], third[bias])
+    assert any(not torch.equal(second[k], third[k]) for k in second if k != bias)
+
+
+def test_whitening_bias_epochs_without_whitening_is_refused():
+    from trainlab.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="whitening_bias_epochs=3 sets the bias of the whitening conv"):
+        load_config(None, ["whitening_bias_epochs=3"])

@@ -103,6 +103,21 @@ class UnfreezeBackbone(Callback):
             trainer.model.freeze_backbone(frozen)
 
 
+class TrainForEpochs(Callback):
+    """`params` train for the first `epochs` epochs, then stay as they are (airbench's whitening bias: 3 epochs).
+    The state follows from the epoch alone, so a resumed run does the same."""
+
+    def __init__(self, params: list[torch.nn.Parameter], epochs: int):
+        self.params, self.epochs = params, epochs
+
+    def on_train_epoch_start(self, trainer: Trainer) -> None:
+        training = trainer.epoch < self.epochs  # trainer.epoch: epochs completed
+        for param in self.params:
+            param.requires_grad_(training)
+            if not training:
+                param.grad = None  # the optimizer skips a parameter without a gradient: no momentum, no decay
+
+
 class MetricsCSV(Callback):
     """metrics.csv: one row per epoch, rewritten whole (and atomically) after each epoch."""
 
