@@ -26,6 +26,13 @@ def trainlab(*args, cwd=None):
     return subprocess.run([sys.executable, "-m", "trainlab", *args], capture_output=True, text=True, cwd=cwd, timeout=300)
 
 
+def end(process):
+    """A process a failed test leaves running is killed, so that it does not slow the tests after it."""
+    if process.poll() is None:
+        process.kill()
+        process.communicate()
+
+
 def wait_for_epochs(root, count=1, timeout=120):
     """The run folder once `count` epochs are in its metrics.csv."""
     deadline = time.monotonic() + timeout
@@ -46,9 +53,12 @@ def read_run(folder):
 ])  # fmt: skip
 def test_a_signal_ends_the_run_as_interrupted_with_the_resume_command_on_one_line(isolated, signum, code, words):
     process = start("run", *LONG)
-    folder = wait_for_epochs(isolated / "runs")
-    process.send_signal(signum)
-    stdout, stderr = process.communicate(timeout=60)
+    try:
+        folder = wait_for_epochs(isolated / "runs")
+        process.send_signal(signum)
+        stdout, stderr = process.communicate(timeout=60)
+    finally:
+        end(process)
     assert process.returncode == code, stderr
     assert "Traceback" not in stderr
     resume_line = next(line for line in stdout.splitlines() if "continue with" in line)
@@ -153,10 +163,13 @@ def test_a_closed_terminal_interrupts_the_run_instead_of_failing_it(isolated):
                                stderr=terminal, preexec_fn=own_terminal)  # fmt: skip
     os.close(terminal)
     try:
-        folder = wait_for_epochs(isolated / "runs")
+        try:
+            folder = wait_for_epochs(isolated / "runs")
+        finally:
+            os.close(controller)  # the terminal goes away: the kernel sends SIGHUP, and writing to it fails (EIO)
+        assert process.wait(timeout=60) == 129
     finally:
-        os.close(controller)  # the terminal goes away: the kernel sends SIGHUP, and writing to it fails (EIO)
-    assert process.wait(timeout=60) == 129
+        end(process)
     record = read_run(folder)
     assert record["status"] == "interrupted", record.get("error")
 
