@@ -1,4 +1,13 @@
+import signal
+
 import pytest
+
+# A suite started in the background (`cmd &` ignores Ctrl-C, `nohup` ignores SIGHUP) would hand those ignored signals
+# on to the runs its tests start, and a run honours an ignored signal as every Unix program does: the signal tests
+# need the runs to get them as a terminal gives them.
+for _signum, _default in ((signal.SIGINT, signal.default_int_handler), (getattr(signal, "SIGHUP", None), signal.SIG_DFL)):
+    if _signum is not None and signal.getsignal(_signum) == signal.SIG_IGN:
+        signal.signal(_signum, _default)
 
 # A workshop CNN small enough that an epoch of the embedded digits takes a fraction of a second.
 TINY = ["model.channels=[4,4,8,8]", "model.hidden=[16,16]", "epochs=2", "progress=false"]
