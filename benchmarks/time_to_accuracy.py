@@ -3,7 +3,7 @@ and the pre-activation ResNet preset, and the curves (test accuracy against wall
 
     TRAINLAB_DATA=/path/to/data python -m benchmarks.time_to_accuracy --seeds 0 1 2
     TRAINLAB_DATA=/path/to/data python -m benchmarks.time_to_accuracy --presets cifar10/fast --seeds 1 2 --add
-    TRAINLAB_DATA=/path/to/data python -m benchmarks.time_to_accuracy --presets cifar10/fast --seeds 0 --set epochs=3 --name tta-3-epochs
+    TRAINLAB_DATA=/path/to/data python -m benchmarks.time_to_accuracy --presets cifar10/fast --seeds 0 --set epochs=2 --name time_to_accuracy-2-epochs
 
 Each run is `trainlab.run`-like (run_experiment, a run folder, the preset's own validation) with one extra callback
 that tests the weights after every epoch; the clock starts before the config is read (data loading counts) and
