@@ -118,8 +118,8 @@ def build_callbacks(
         callbacks.append(GradientClipping(reg.clip_grad_norm, reg.clip_grad_value))
     if config.transfer.unfreeze_at_epoch is not None:
         callbacks.append(UnfreezeBackbone(config.transfer.unfreeze_at_epoch))
-    if config.whitening_bias_epochs is not None and first_conv(experiment.model).bias is not None:
-        callbacks.append(TrainForEpochs([first_conv(experiment.model).bias], config.whitening_bias_epochs))
+    if config.whitening_bias_epochs is not None and (bias := first_conv(experiment.model).bias) is not None:
+        callbacks.append(TrainForEpochs([bias], config.whitening_bias_epochs))
     callbacks.append(LRSchedule(experiment.scheduler))
     if config.lookahead.enabled:  # before the average: the last epoch ends on the slow weights, then averages
         callbacks.append(Lookahead(config.lookahead.every, config.lookahead.decay, config.lookahead.ramp))
