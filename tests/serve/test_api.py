@@ -131,6 +131,9 @@ BAD_IMAGE_REQUESTS = {
     "a misspelt field": (lambda c, n: c.post(f"/v2/models/{n}/infer", json={"input": []}), 400, "inputs"),
     "broken JSON": (lambda c, n: c.post(f"/v2/models/{n}/infer", content=b"{", headers={"content-type": "application/json"}), 400, "not JSON"),
     "an unknown output": (lambda c, n: infer(c, n, [uint8_input(np.zeros((1, 8, 8, 1), np.uint8))], outputs=[{"name": "logits"}]), 400, "outputs are"),
+    "a wrong content type for the protocol": (lambda c, n: c.post(f"/v2/models/{n}/infer", content=b"{}", headers={"content-type": "text/plain"}),
+                                              415, "expected application/json"),  # fmt: skip
+    "a GET of the infer route": (lambda c, n: c.get(f"/v2/models/{n}/infer"), 405, "Method Not Allowed"),
     "an unknown model": (lambda c, n: infer(c, "resnet", [uint8_input(np.zeros((1, 8, 8, 1), np.uint8))]), 404, "no model 'resnet'"),
     "a route that is not there": (lambda c, n: c.get("/v1/models"), 404, "Not Found"),
     "a request over the size limit": (lambda c, n: c.post("/predict", files={"file": ("big.png", b"x" * 100_000, "image/png")}), 413, "larger than"),
@@ -152,6 +155,24 @@ def test_each_bad_request_gets_its_4xx_and_the_server_goes_on(image_client, serv
     assert re.search(message, response.json()["error"]), response.json()["error"]
     images, _ = digit_images()
     assert infer(image_client, name, [uint8_input(images[:1])]).status_code == 200
+
+
+def test_a_fault_of_the_server_is_a_500_with_its_error_and_the_next_request_is_answered(serve_runs, monkeypatch):
+    served = ServedModel.from_run(serve_runs["image"], backend="torch")
+    client = TestClient(create_app(served), raise_server_exceptions=False)
+    images, _ = digit_images()
+    forward = served.probabilities
+    monkeypatch.setattr(served, "probabilities", lambda inputs: 1 / 0)
+    response = infer(client, served.name, [uint8_input(images[:2])])
+    assert response.status_code == 500
+    assert response.json() == {"error": "the server failed on this request (ZeroDivisionError: division by zero)"}
+    monkeypatch.setattr(served, "probabilities", forward)
+    assert infer(client, served.name, [uint8_input(images[:2])]).status_code == 200
+
+
+def test_the_infer_route_is_in_the_api_docs(image_client):
+    paths = image_client.get("/openapi.json").json()["paths"]
+    assert "post" in paths["/v2/models/{model}/infer"]
 
 
 def test_an_empty_text_is_refused(text_client, serve_runs):

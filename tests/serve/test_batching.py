@@ -51,7 +51,7 @@ def test_a_lone_request_runs_at_once_and_texts_are_not_batched(serve_runs):
 
 
 def test_a_failing_forward_pass_fails_each_request_of_its_batch():
-    def broken(batch: torch.Tensor) -> np.ndarray:
+    def broken(parts: list[torch.Tensor]) -> np.ndarray:
         raise RuntimeError("out of memory")
 
     batcher = Batcher(broken, max_batch=4)
@@ -61,3 +61,14 @@ def test_a_failing_forward_pass_fails_each_request_of_its_batch():
 
     results = asyncio.run(three())
     assert [str(r) for r in results] == ["out of memory"] * 3
+
+
+def test_a_batch_of_uint8_images_and_ready_inputs_is_normalised_as_each_alone(serve_runs):
+    served = ServedModel.from_run(serve_runs["image"], backend="torch")
+    images, _ = digit_images()
+    first, second = images[:3].copy(), images[3:5].copy()
+    second.setflags(write=False)  # as np.frombuffer gives binary tensors
+    ready = served.image_inputs(list(images[5:6]))
+    alone = [served.image_inputs(list(first)), served.image_inputs(list(second)), ready]
+    torch.testing.assert_close(served.batch_inputs([first, second]), torch.cat(alone[:2]))
+    torch.testing.assert_close(served.batch_inputs([first, ready, second]), torch.cat([alone[0], ready, alone[1]]))

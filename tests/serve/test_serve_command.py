@@ -4,7 +4,10 @@ traceback; a port in use or a run that cannot be served is one line and exit 2."
 import json
 import os
 import re
+import pickle
+import select
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -13,7 +16,7 @@ import urllib.request
 import pytest
 
 from tests.serve.conftest import running_server  # noqa: F401  (the conftest's importorskip applies)
-from trainlab.serve.server import bind
+from trainlab.serve.server import WorkerSocket, bind
 
 TRAINLAB = [sys.executable, "-m", "trainlab.cli"]
 
@@ -71,3 +74,22 @@ def test_a_port_in_use_and_a_wrong_backend_are_one_line(serve_runs):
     result = subprocess.run([*TRAINLAB, "serve", str(serve_runs["text"]), "--backend", "onnx"], capture_output=True,
                             text=True, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"})  # fmt: skip
     assert result.returncode == 2 and "has no export" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.skipif(not hasattr(socket, "SO_REUSEPORT"), reason="SO_REUSEPORT is Linux and BSD")
+def test_each_worker_listens_on_a_socket_of_its_own_and_connections_spread_over_them():
+    probe = bind("127.0.0.1", 0)
+    port = probe.getsockname()[1]
+    probe.close()
+    listeners = [pickle.loads(pickle.dumps(WorkerSocket("127.0.0.1", port))) for _ in range(2)]  # as each worker gets it
+    clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(32)]
+    accepted = [0, 0]
+    while sum(accepted) < len(clients):
+        ready, _, _ = select.select(listeners, [], [], 5)
+        assert ready, f"only {sum(accepted)} of {len(clients)} connections reached a worker"
+        for sock in ready:
+            sock.accept()[0].close()
+            accepted[listeners.index(sock)] += 1
+    assert min(accepted) >= 4, accepted  # spread by address hash: fewer than 4 of 32 on one socket is a 1 in 400,000 chance
+    for sock in [*clients, *listeners]:
+        sock.close()

@@ -173,13 +173,18 @@ class ImagePreprocess(Preprocess):
         _, height, width = self.shape
         return convert_image(image, self.mode, (width, height)).reshape(height, width, -1)
 
-    def encode(self, inputs: Sequence[str | Path | Image.Image | np.ndarray]) -> torch.Tensor:
-        """(N, C, H, W) float32, normalised, from image files, PIL images or converted (H, W, C) uint8 arrays."""
-        arrays = [x if isinstance(x, np.ndarray) else self.convert(x) if isinstance(x, Image.Image) else self.read(x)
-                  for x in inputs]  # fmt: skip
-        if not arrays:
-            return torch.empty(0, *self.shape)
-        images = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float().div_(255)  # (N, H, W, C) -> (N, C, H, W)
+    def encode(self, inputs: Sequence[str | Path | Image.Image | np.ndarray] | np.ndarray) -> torch.Tensor:
+        """(N, C, H, W) float32, normalised, from image files, PIL images or converted (H, W, C) uint8 arrays, or
+        from one (N, H, W, C) uint8 array of converted images."""
+        if isinstance(inputs, np.ndarray) and inputs.ndim == 4:
+            batch = inputs if inputs.flags.writeable else inputs.copy()  # torch wants memory it may write
+        else:
+            arrays = [x if isinstance(x, np.ndarray) else self.convert(x) if isinstance(x, Image.Image) else self.read(x)
+                      for x in inputs]  # fmt: skip
+            if not arrays:
+                return torch.empty(0, *self.shape)
+            batch = np.stack(arrays)
+        images = torch.from_numpy(batch).permute(0, 3, 1, 2).float().div_(255)  # (N, H, W, C) -> (N, C, H, W)
         return self.normalise(images).contiguous()
 
     def gather(self, arguments: Sequence[str], stdin: TextIO) -> list[tuple[str, Any]]:

@@ -20,19 +20,13 @@ from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException
 
 from trainlab.serve.batching import Batcher
+from trainlab.serve.infer import ClientError, Infer, InferEndpoint, tensor_metadata
 from trainlab.serve.model import BadInput, ServedModel, decode_image
-from trainlab.serve.protocol import HEADER_LENGTH, ProtocolError, output_tensor, parse_request
+from trainlab.serve.protocol import HEADER_LENGTH
 from trainlab.utils.machine import package_version
 
 MAX_REQUEST_BYTES = 10 * 1024 * 1024
 MAX_TOP = 100
-OUTPUTS = ("probabilities", "label")  # what /infer answers when the request names no outputs
-
-
-class ClientError(Exception):
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
 
 
 def create_app(served: ServedModel, *, max_request_bytes: int = MAX_REQUEST_BYTES, max_batch: int = 1,
@@ -42,14 +36,20 @@ def create_app(served: ServedModel, *, max_request_bytes: int = MAX_REQUEST_BYTE
     app = FastAPIOffline(title=f"trainlab serve: {served.name}", version=version, static_url="/docs-assets",
                          description="The Open Inference Protocol v2 (/v2/...) and a simple /predict route for a trainlab run.")  # fmt: skip
     # FastAPIOffline: /docs (Swagger UI) and /redoc with their scripts served from here, not from a CDN
-    app.add_middleware(SizeLimit, limit=max_request_bytes)
-    name = served.name
-    page = files("trainlab.serve").joinpath("page.html").read_text()
-    batcher = Batcher(served.probabilities, max_batch, batch_wait_ms / 1000) if max_batch > 1 and served.kind == "image" else None
+    def probabilities(parts: list[Any]) -> np.ndarray:
+        return served.probabilities(served.batch_inputs(parts))
+
+    batcher = Batcher(probabilities, max_batch, batch_wait_ms / 1000) if max_batch > 1 and served.kind == "image" else None
     app.state.batcher = batcher
 
     async def forward(inputs: Any) -> np.ndarray:
-        return await batcher(inputs) if batcher is not None else await run_in_threadpool(served.probabilities, inputs)
+        return await batcher(inputs) if batcher is not None else await run_in_threadpool(probabilities, [inputs])
+
+    infer = Infer(served, forward)
+    app.add_middleware(InferEndpoint, infer=infer)
+    app.add_middleware(SizeLimit, limit=max_request_bytes)  # added last: outermost, so it guards the infer route too
+    name = served.name
+    page = files("trainlab.serve").joinpath("page.html").read_text()
 
     @app.exception_handler(ClientError)
     async def client_error(request: Request, error: ClientError) -> JSONResponse:
@@ -101,37 +101,12 @@ def create_app(served: ServedModel, *, max_request_bytes: int = MAX_REQUEST_BYTE
         return {"name": name, "ready": True}
 
     @app.post("/v2/models/{model}/infer", tags=["v2"])
-    async def infer(model: str, request: Request) -> Response:
+    async def infer_route(model: str, request: Request) -> Response:
+        """Input tensors in (JSON, or binary after the JSON header), the model's outputs out: probabilities and labels."""
         model_named(model)
-        started = time.perf_counter()
-        header_length = request.headers.get(HEADER_LENGTH)
         content_type = request.headers.get("content-type", "").split(";")[0].strip()
-        if header_length is None and content_type not in ("application/json", ""):
-            raise ClientError(415, f"content type '{content_type}': expected application/json "
-                                   f"(or binary tensors with the {HEADER_LENGTH} header)")  # fmt: skip
-        try:
-            body, tensors = parse_request(await request.body(), header_length)
-            inputs = model_inputs(served, body.inputs[0], tensors, len(body.inputs))
-        except (ProtocolError, BadInput) as e:
-            raise ClientError(400, str(e)) from None
-        probabilities = await forward(inputs)
-        binary_default = bool(body.parameters.get("binary_data_output", False))
-        requested = [(o.name, o.parameters) for o in body.outputs or []] or [(o, {}) for o in OUTPUTS]
-        outputs, chunks = [], []
-        for output, parameters in requested:
-            values = output_values(served, output, parameters, probabilities)
-            tensor, raw = output_tensor(output, values, bool(parameters.get("binary_data", binary_default)))
-            outputs.append(tensor)
-            chunks.append(raw)
-        response = {"model_name": name, "model_version": "", "outputs": outputs,
-                    "parameters": {"latency_ms": round((time.perf_counter() - started) * 1000, 3)}}  # fmt: skip
-        if body.id is not None:
-            response["id"] = body.id
-        header = json.dumps(response).encode()
-        if not any(chunks):
-            return Response(header, media_type="application/json")
-        return Response(header + b"".join(chunks), media_type="application/octet-stream",
-                        headers={HEADER_LENGTH: str(len(header))})  # fmt: skip
+        body, headers = await infer.answer(await request.body(), content_type, request.headers.get(HEADER_LENGTH))
+        return Response(body, headers=headers)
 
     # ------------------------------------------------------------ for people and scripts
 
@@ -172,58 +147,6 @@ def create_app(served: ServedModel, *, max_request_bytes: int = MAX_REQUEST_BYTE
                 "latency_ms": round((time.perf_counter() - started) * 1000, 3)}  # fmt: skip
 
     return app
-
-
-def tensor_metadata(served: ServedModel) -> dict[str, Any]:
-    if served.kind == "text":
-        return {"name": "text", "datatype": "BYTES", "shape": [-1]}
-    channels, height, width = served.preprocess.shape
-    return {"name": "input", "datatype": "UINT8", "shape": [-1, height, width, channels],
-            "parameters": {"also": f"FP32 [-1, {channels}, {height}, {width}]: images normalised as preprocess.json says"}}  # fmt: skip
-
-
-def model_inputs(served: ServedModel, tensor: Any, tensors: dict[str, np.ndarray], count: int):
-    """The model's input batch from the request's one input tensor."""
-    if count != 1:
-        raise ProtocolError(f"{count} inputs: this model takes one, '{tensor_metadata(served)['name']}'")
-    expected = tensor_metadata(served)
-    if tensor.name != expected["name"]:
-        raise ProtocolError(f"input '{tensor.name}': this model's input is '{expected['name']}'")
-    values = tensors[tensor.name]
-    if served.kind == "text":
-        if tensor.datatype != "BYTES" or values.ndim != 1:
-            raise ProtocolError(f"input 'text': expected BYTES of shape [N] (one string per text), got {tensor.datatype} {list(values.shape)}")
-        return served.text_inputs([str(x) for x in values])
-    channels, height, width = served.preprocess.shape
-    if tensor.datatype == "UINT8":
-        if list(values.shape[1:]) != [height, width, channels] or values.ndim != 4:
-            raise ProtocolError(f"input 'input': UINT8 images must have shape [N, {height}, {width}, {channels}] (height, width, "
-                                f"channels), got {list(values.shape)}")  # fmt: skip
-        return served.image_inputs(list(values))
-    if tensor.datatype == "FP32":
-        if list(values.shape[1:]) != [channels, height, width] or values.ndim != 4:
-            raise ProtocolError(f"input 'input': FP32 images must have shape [N, {channels}, {height}, {width}] (normalised, "
-                                f"channels first), got {list(values.shape)}")  # fmt: skip
-        import torch
-
-        return torch.from_numpy(np.ascontiguousarray(values, dtype=np.float32))
-    raise ProtocolError(f"input 'input': datatype {tensor.datatype}: expected UINT8 [N, {height}, {width}, {channels}] "
-                        f"or FP32 [N, {channels}, {height}, {width}]")  # fmt: skip
-
-
-def output_values(served: ServedModel, output: str, parameters: dict[str, Any], probabilities: np.ndarray) -> np.ndarray:
-    classes = served.classes
-    top = parameters.get("classification")
-    if top is not None:  # Triton's classification extension: "probability:index:label", most likely first
-        if not isinstance(top, int) or isinstance(top, bool) or not 1 <= top <= len(classes):
-            raise ClientError(400, f"output '{output}': classification {top!r}: expected a whole number 1..{len(classes)}")
-        order = np.argsort(-probabilities, axis=1)[:, :top]
-        return np.array([[f"{p[i]:.6f}:{i}:{classes[i]}" for i in row] for row, p in zip(order, probabilities)], dtype=object)
-    if output == "probabilities":
-        return probabilities.astype(np.float32)
-    if output == "label":
-        return np.array([classes[i] for i in probabilities.argmax(1)], dtype=object).reshape(len(probabilities))
-    raise ClientError(400, f"output '{output}': this model's outputs are {', '.join(OUTPUTS)}")
 
 
 async def uploaded_images(served: ServedModel, request: Request):

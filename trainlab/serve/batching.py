@@ -11,20 +11,29 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
-from fastapi.concurrency import run_in_threadpool
+
+
+Inputs = np.ndarray | torch.Tensor  # one request's: uint8 images (N, H, W, C) or model inputs (N, ...)
 
 
 class Batcher:
-    def __init__(self, forward: Callable[[torch.Tensor], np.ndarray], max_batch: int, wait_s: float = 0.0):
+    """`await batcher(inputs)`: the outputs of `forward` for one request's inputs, computed together with the inputs
+    of the requests waiting beside it; `forward` takes the list of their inputs and returns the rows of all, in order."""
+
+    def __init__(self, forward: Callable[[list[Inputs]], np.ndarray], max_batch: int, wait_s: float = 0.0):
         self.forward, self.max_batch, self.wait_s = forward, max_batch, wait_s
-        self.queue: asyncio.Queue[tuple[torch.Tensor, asyncio.Future]] | None = None
+        self.queue: asyncio.Queue[tuple[Inputs, asyncio.Future]] | None = None
         self.task: asyncio.Task | None = None
         self.batches: list[int] = []  # images per forward pass, for tests and the load benchmark
+        # one thread of its own: the forward passes run one at a time anyway, and a hand-off to it costs less than
+        # to the shared pool of run_in_threadpool
+        self.thread = ThreadPoolExecutor(1, thread_name_prefix="trainlab-batch")
 
-    async def __call__(self, inputs: torch.Tensor) -> np.ndarray:
+    async def __call__(self, inputs: Inputs) -> np.ndarray:
         """The model's outputs for `inputs` (N, ...), computed in a batch with whatever else is waiting."""
         if self.task is None or self.task.done():  # started in the server's own event loop
             self.queue = asyncio.Queue()
@@ -48,10 +57,10 @@ class Batcher:
                 rows += len(item[0])
             await self._forward(waiting)
 
-    async def _forward(self, waiting: list[tuple[torch.Tensor, asyncio.Future]]) -> None:
+    async def _forward(self, waiting: list[tuple[Inputs, asyncio.Future]]) -> None:
         sizes = [len(inputs) for inputs, _ in waiting]
         try:
-            outputs = await run_in_threadpool(self.forward, torch.cat([inputs for inputs, _ in waiting]))
+            outputs = await asyncio.get_running_loop().run_in_executor(self.thread, self.forward, [inputs for inputs, _ in waiting])
         except Exception as error:  # every request of the batch gets the server's error
             for _, future in waiting:
                 if not future.done():
