@@ -123,3 +123,4 @@ def test_bench_times_every_backend_interleaved_and_records_the_machine(runs, dat
         assert row["calls"] >= 10 and 0 < row["p50_ms"] <= row["p90_ms"] <= row["p99_ms"]
     fp32_rows = [row for row in record["results"] if row["backend"] == "torch fp32"]
     assert [row["speedup_vs_torch_fp32"] for row in fp32_rows] == [1.0, 1.0]
+    assert [row["p50_speedup_vs_torch_fp32"] for row in fp32_rows] == [1.0, 1.0]

@@ -1,9 +1,10 @@
 """`trainlab bench RUN`: latency and throughput of a run's model on each backend this CPU has.
 
 Backends: torch eager fp32, torch bf16 autocast (where the CPU runs bf16 natively), and the ONNX Runtime
-fp32 and int8 models of `trainlab export`. For each batch size, the backends take turns in blocks of 10 calls
+fp32 and int8 models of `trainlab export`. For each batch size, the backends take turns in blocks of 50 calls
 (interleaved, so that a slower period of the machine hits all of them alike) after warm-up calls that are
-not counted; every backend runs on the same number of threads, set explicitly (ONNX Runtime ignores
+not counted; each block starts after a pause that lets the previous backend's spinning threads go to sleep
+(without it, ONNX Runtime's threads took a core from torch's and torch's p90 at batch 1 read 5 ms, not 0.9); every backend runs on the same number of threads, set explicitly (ONNX Runtime ignores
 OMP_NUM_THREADS). Inputs are the shape preprocessing makes: an image, or token ids of the training texts'
 median length. Figures go to RUN/export/bench.json with the CPU's name and flags and the versions.
 """
@@ -28,7 +29,9 @@ from trainlab.utils.machine import cpu_flags, cpu_name
 
 BENCH_JSON = "bench.json"
 WARMUP = 5  # calls per backend not counted: allocations, kernel choice, caches
-BLOCK = 10  # calls in a row before the next backend's turn
+BLOCK = 50  # calls in a row before the next backend's turn
+SETTLE = 3  # calls at the start of a block not counted
+PAUSE_S = 0.05  # before each block: longer than the thread pools of torch and ONNX Runtime spin when idle
 
 
 @dataclass
@@ -37,10 +40,10 @@ class Bench:
     record: dict
 
     def table(self) -> str:
-        rows = [f"{'backend':<12} {'batch':>5} {'p50 ms':>9} {'p90 ms':>9} {'p99 ms':>9} {'items/s':>10} {'vs fp32':>8}"]
+        rows = [f"{'backend':<12} {'batch':>5} {'p50 ms':>9} {'p90 ms':>9} {'p99 ms':>9} {'items/s':>10} {'vs fp32':>8} {'p50 vs fp32':>11}"]
         for row in self.record["results"]:
             rows.append(f"{row['backend']:<12} {row['batch']:>5} {row['p50_ms']:>9.3f} {row['p90_ms']:>9.3f} "
-                        f"{row['p99_ms']:>9.3f} {row['throughput']:>10,.0f} {row['speedup_vs_torch_fp32']:>7.2f}x")  # fmt: skip
+                        f"{row['p99_ms']:>9.3f} {row['throughput']:>10,.0f} {row['speedup_vs_torch_fp32']:>7.2f}x {row['p50_speedup_vs_torch_fp32']:>10.2f}x")  # fmt: skip
         return "\n".join(rows)
 
 
@@ -77,13 +80,14 @@ def bench_run(run_dir: Path, batches: Sequence[int] = (1, 64), seconds: float = 
     for batch in batches:
         inputs = example.unsqueeze(0).repeat(batch, *[1] * example.dim()).contiguous()
         times = _interleaved(runners, inputs, seconds)
-        base = float(np.mean(times["torch fp32"]))
+        base, base_p50 = float(np.mean(times["torch fp32"])), float(np.median(times["torch fp32"]))
         for name, samples in times.items():
             ms = np.asarray(samples) * 1000
             results.append({
                 "backend": name, "batch": batch, "calls": len(samples), "p50_ms": float(np.percentile(ms, 50)),
                 "p90_ms": float(np.percentile(ms, 90)), "p99_ms": float(np.percentile(ms, 99)),
                 "throughput": batch / float(np.mean(samples)), "speedup_vs_torch_fp32": base / float(np.mean(samples)),
+                "p50_speedup_vs_torch_fp32": base_p50 / float(np.median(samples)),
             })  # fmt: skip
     record = {
         "run": Path(run_dir).name, "input_shape": list(example.shape), "threads": threads, "warmup_calls": WARMUP,
@@ -95,18 +99,20 @@ def bench_run(run_dir: Path, batches: Sequence[int] = (1, 64), seconds: float = 
 
 def _interleaved(runners: dict[str, Callable], inputs: torch.Tensor, seconds: float) -> dict[str, list[float]]:
     """Seconds per call of each runner after WARMUP uncounted calls each, the runners taking turns in blocks of
-    BLOCK calls (a block's first call is not counted: the previous runner's threads may still be spinning on
-    the cores); as many calls as fit in `seconds` (at least 10 each)."""
+    BLOCK calls, each after a pause of PAUSE_S and SETTLE uncounted calls; as many calls as fit in `seconds`
+    (at least 10 each)."""
     started = time.perf_counter()
     for _ in range(WARMUP):
         for run in runners.values():
             run(inputs)
     round_time = max((time.perf_counter() - started) / WARMUP, 1e-6)
-    calls = int(min(max(seconds / round_time, 10), 2000))
+    calls = int(min(max(seconds / (round_time + len(runners) * PAUSE_S / BLOCK), 10), 2000))
     times: dict[str, list[float]] = {name: [] for name in runners}
     while any(len(samples) < calls for samples in times.values()):
         for name, run in runners.items():
-            run(inputs)  # the block's settling call
+            time.sleep(PAUSE_S)
+            for _ in range(SETTLE):
+                run(inputs)
             for _ in range(min(BLOCK, calls - len(times[name]))):
                 start = time.perf_counter()
                 run(inputs)
