@@ -166,3 +166,26 @@ def test_a_setup_failure_of_rank_0_stops_every_process_with_one_message(tmp_path
     assert result.returncode == 2
     assert result.stderr.count("error:") == 1 and "is a file, expected a folder" in result.stderr
     assert "terminate called" not in result.stderr and "Traceback" not in result.stderr
+
+
+def test_the_exit_code_is_the_one_the_failing_process_recorded(tmp_path, monkeypatch):
+    """The launcher may stop the failing process (SIGTERM) once another one exits 1 on learning of the failure; the
+    code the failing process recorded before telling the others still decides."""
+    from types import SimpleNamespace
+
+    from trainlab.launch import _exit_code
+    from trainlab.utils.ranks import FAILURES, RANK, first_failure, record_failure
+
+    folder = tmp_path / "failures"
+    folder.mkdir()
+    assert first_failure(str(folder)) is None
+    monkeypatch.setenv(FAILURES, str(folder))
+    monkeypatch.setenv(RANK, "0")
+    record_failure(2)
+    monkeypatch.setenv(RANK, "1")
+    record_failure(1)  # later: the first recorded failure wins
+    stopped, told = SimpleNamespace(timestamp=5, exitcode=-15), SimpleNamespace(timestamp=5, exitcode=1)
+    launcher_saw = SimpleNamespace(failures={0: stopped, 1: told})
+    assert _exit_code(launcher_saw, first_failure(str(folder))) == 2
+    assert _exit_code(launcher_saw, None) == 1  # nothing recorded: the first positive exit code
+    assert sorted(p.name for p in folder.iterdir()) == ["rank-0", "rank-1"]  # no temporary file left

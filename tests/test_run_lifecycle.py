@@ -33,14 +33,19 @@ def end(process):
         process.communicate()
 
 
-def wait_for_epochs(root, count=1, timeout=120):
-    """The run folder once `count` epochs are in its metrics.csv."""
+def wait_for_epochs(root, count=1, timeout=120, process=None):
+    """The run folder once `count` epochs are in its metrics.csv (`process`: the run's, whose end says why not)."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and (process is None or process.poll() is None):
         for metrics in root.glob("*/metrics.csv"):
             if len(metrics.read_text().splitlines()) > count:
                 return metrics.parent
         time.sleep(0.1)
+    if process is not None:
+        if process.poll() is None:
+            process.kill()
+        _, stderr = process.communicate()
+        raise AssertionError(f"no epoch finished under {root}; the run's process: exit {process.returncode}, {stderr[-2000:]}")
     raise AssertionError(f"no epoch finished under {root}")
 
 
@@ -70,7 +75,7 @@ def test_a_signal_ends_the_run_as_interrupted_with_the_resume_command_on_one_lin
 
 def test_a_killed_run_is_recognised_as_dead_and_resumes(isolated):
     process = start("run", *TINY, "epochs=100000")
-    folder = wait_for_epochs(isolated / "runs")
+    folder = wait_for_epochs(isolated / "runs", process=process)
     assert RunFolder(folder).status()[0] == "running"
     process.kill()  # SIGKILL: no chance to record anything
     process.communicate()
@@ -82,7 +87,8 @@ def test_a_killed_run_is_recognised_as_dead_and_resumes(isolated):
     leftover = folder / "checkpoints" / f".last.pt.{io._host()}.{process.pid}.tmp"  # a write the kill cut short
     leftover.write_bytes(b"half a checkpoint")
     resumed = start("run", "--resume", str(folder))
-    wait_for_epochs(isolated / "runs", count=len((folder / "metrics.csv").read_text().splitlines()))  # one more epoch
+    epochs_before = len((folder / "metrics.csv").read_text().splitlines())
+    wait_for_epochs(isolated / "runs", count=epochs_before, process=resumed)  # one more epoch
     resumed.send_signal(signal.SIGTERM)
     resumed.communicate(timeout=60)
     assert read_run(folder)["status"] == "interrupted"

@@ -45,7 +45,7 @@ from trainlab.engine.threads import CPUThreads
 from trainlab.engine.regularization import EarlyStopping, GradientClipping, PenaltyTerms
 from trainlab.engine.tasks import Task
 from trainlab.engine.optim import SCHEDULERS
-from trainlab.errors import UsageError
+from trainlab.errors import TrainlabError, UsageError
 from trainlab.evaluation.metrics import CONFUSION_PNG
 from trainlab.evaluation.task_results import PRECISION_RECALL_PNG, RESIDUALS_PNG, ROC_PNG, SCATTER_PNG
 from trainlab.evaluation.plots import curves_figure, save_figure
@@ -56,7 +56,8 @@ from trainlab.models.tuning import first_conv, whiten_first_conv
 from trainlab.models.transfer import TransferModel
 from trainlab.models.user import RUN_COPY, check_model_file, is_file_spec, model_file, model_file_record
 from trainlab.run_folder import Heartbeat, RunFolder, disk_error, environment
-from trainlab.utils.signals import interruption, mark_reported
+from trainlab.utils.ranks import record_failure
+from trainlab.utils.signals import Interrupted, interruption, mark_reported
 from trainlab.evaluation.model_summary import summarize
 from trainlab.utils.io import write_bytes, write_json, write_text
 
@@ -156,6 +157,8 @@ def run_experiment(
         return folder
     except BaseException as e:
         if dist is not None:
+            if not is_peer_failure(e) and not isinstance(e, (PeerFailure, Interrupted, KeyboardInterrupt)):
+                record_failure(e.exit_code if isinstance(e, TrainlabError) else 1)
             dist.tell_failure()  # a failure before the first step: the other ranks stop with this one
             if is_peer_failure(e):
                 raise PeerFailure(dist.rank) from None

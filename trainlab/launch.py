@@ -11,6 +11,7 @@ import logging
 import os
 import signal
 import sys
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from trainlab.config import ExperimentConfig
 from trainlab.engine.distributed import check_batch
 from trainlab.errors import TrainlabError, UsageError
 from trainlab.utils.processes import usable_cores
+from trainlab.utils.ranks import FAILURES, first_failure
 
 
 class ProcessKilled(TrainlabError):
@@ -78,14 +80,26 @@ def launch(nproc: int, arguments: list[str]) -> int:
         min_nodes=1, max_nodes=1, nproc_per_node=nproc, run_id=f"trainlab-{uuid.uuid4().hex[:8]}",
         rdzv_backend="c10d", rdzv_endpoint="localhost:0", max_restarts=0, monitor_interval=0.1,
     )  # fmt: skip
-    try:
-        elastic_launch(config, sys.executable)("-m", "trainlab", *arguments)
-    except ChildFailedError as e:
-        reported = sorted((f.timestamp, rank, f.exitcode) for rank, f in e.failures.items() if f.exitcode > 0)
-        if reported:  # the first process that failed and said why (the others were stopped by the launcher)
-            return reported[0][2]
-        rank, failure = e.get_first_failure()  # killed by a signal: it could say nothing itself
-        raise ProcessKilled(rank, -failure.exitcode) from None
-    except SignalException as e:  # Ctrl-C or SIGTERM: the processes stop after their step, rank 0 says how to resume
-        return 128 + int(e.sigval)
+    with tempfile.TemporaryDirectory(prefix="trainlab-failures-") as failures:
+        os.environ[FAILURES] = failures
+        try:
+            elastic_launch(config, sys.executable)("-m", "trainlab", *arguments)
+        except ChildFailedError as e:
+            return _exit_code(e, first_failure(failures))
+        except SignalException as e:  # Ctrl-C or SIGTERM: the processes stop after their step, rank 0 says how to resume
+            return 128 + int(e.sigval)
+        finally:
+            del os.environ[FAILURES]
     return 0
+
+
+def _exit_code(error, recorded: int | None) -> int:  # noqa: ANN001  (torch's ChildFailedError, imported late)
+    """The exit code of the process whose own error stopped the run: the one it recorded (the launcher may have
+    stopped it before it exited, and the others exit 1 when they learn of it), else the first positive exit code."""
+    if recorded is not None:
+        return recorded
+    reported = sorted((f.timestamp, rank, f.exitcode) for rank, f in error.failures.items() if f.exitcode > 0)
+    if reported:  # the first process that failed and said why (the others were stopped by the launcher)
+        return reported[0][2]
+    rank, failure = error.get_first_failure()  # killed by a signal: it could say nothing itself
+    raise ProcessKilled(rank, -failure.exitcode) from None

@@ -19,3 +19,32 @@ def env_world_size() -> int:
 
 def env_rank() -> int:
     return int(os.environ.get(RANK, "0"))
+
+
+# Set by `trainlab run --nproc N` to a folder where a process whose own error stops the run leaves its exit code:
+# the launcher may stop that process before it exits, so the code the user sees cannot come from its exit alone.
+FAILURES = "TRAINLAB_FAILURES"
+
+
+def record_failure(exit_code: int) -> None:
+    """This process's error stops the run: its exit code for the launcher (nothing outside `--nproc`)."""
+    folder = os.environ.get(FAILURES)
+    if not folder or not os.path.isdir(folder):
+        return
+    import time
+
+    temporary = os.path.join(folder, f".rank-{env_rank()}.tmp")
+    with open(temporary, "w") as file:
+        file.write(f"{time.time()} {exit_code}")
+    os.replace(temporary, os.path.join(folder, f"rank-{env_rank()}"))
+
+
+def first_failure(folder: str) -> int | None:
+    """The exit code of the process that recorded its failure first in `folder`, or None."""
+    recorded = []
+    for name in os.listdir(folder):
+        if name.startswith("rank-"):
+            with open(os.path.join(folder, name)) as file:
+                seconds, code = file.read().split()
+            recorded.append((float(seconds), int(name.removeprefix("rank-")), int(code)))
+    return min(recorded)[2] if recorded else None
