@@ -127,6 +127,16 @@ def test_finished_run_cannot_be_resumed():
         run_experiment(config, source, resume=folder)
 
 
+def test_a_run_stopped_before_its_first_checkpoint_says_how_to_start_again():
+    folder = run("epochs=2")
+    record = json.loads((folder / "run.json").read_text())
+    (folder / "run.json").write_text(json.dumps({**record, "status": "interrupted"}))
+    (folder / "checkpoints" / "last.pt").unlink()
+    config, source = load_config(str(folder / "config.yaml"))
+    with pytest.raises(UsageError, match=f"no checkpoint to continue from.*trainlab run {folder / 'config.yaml'}"):
+        run_experiment(config, source, resume=folder)
+
+
 def test_init_scheme_and_penalties_reach_the_training():
     folder = run("epochs=1", "init=xavier_normal", "regularization.l1=0.001", "regularization.clip_grad_norm=1.0",
                  "scheduler.name=linear", "loss.name=bce")

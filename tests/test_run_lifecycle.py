@@ -76,6 +76,9 @@ def test_a_signal_ends_the_run_as_interrupted_with_the_resume_command_on_one_lin
 def test_a_killed_run_is_recognised_as_dead_and_resumes(isolated):
     process = start("run", *TINY, "epochs=100000")
     folder = wait_for_epochs(isolated / "runs", process=process)
+    deadline = time.monotonic() + 60
+    while not (folder / "checkpoints" / "last.pt").is_file() and time.monotonic() < deadline:
+        time.sleep(0.05)  # the epoch's row in metrics.csv comes before its checkpoint
     assert RunFolder(folder).status()[0] == "running"
     process.kill()  # SIGKILL: no chance to record anything
     process.communicate()

@@ -191,6 +191,9 @@ def _run(
             raise finished
         if world_size == 1 or dist.is_main:
             folder.claim()  # refused while another process trains this run
+        if not (folder.checkpoints / "last.pt").is_file():
+            raise UsageError(f"{folder.path} has no checkpoint to continue from: it stopped before its first epoch was "
+                             f"saved; start it again with: trainlab run {folder.path / 'config.yaml'}")  # fmt: skip
         state = load_checkpoint(folder.checkpoints / "last.pt")
         if state["trainer"]["epoch"] >= config.epochs:
             raise finished
