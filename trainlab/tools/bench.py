@@ -3,10 +3,10 @@
 Backends: torch eager fp32, torch bf16 autocast (where the CPU runs bf16 natively), and the ONNX Runtime
 fp32 and int8 models of `trainlab export`. For each batch size, the backends take turns in blocks of 50 calls
 (interleaved, so that a slower period of the machine hits all of them alike) after warm-up calls that are
-not counted; each block starts after a pause that lets the previous backend's spinning threads go to sleep
-(without it, ONNX Runtime's threads took a core from torch's and torch's p90 at batch 1 read 5 ms, not 0.9); every backend runs on the same number of threads, set explicitly (ONNX Runtime ignores
-OMP_NUM_THREADS). Inputs are the shape preprocessing makes: an image, or token ids of the training texts'
-median length. Figures go to RUN/export/bench.json with the CPU's name and flags and the versions.
+not counted; each block starts after a pause that lets the previous backend's idle threads stop spinning
+(without it, ONNX Runtime's threads took a core from torch's: torch's p90 at batch 1 read 5 ms, 0.63 alone).
+Every backend runs on the same number of threads, set explicitly (ONNX Runtime ignores OMP_NUM_THREADS).
+Inputs are the shape preprocessing makes: an image, or token ids of the training texts' median length. Figures go to RUN/export/bench.json with the CPU's name and flags and the versions.
 """
 
 from __future__ import annotations
