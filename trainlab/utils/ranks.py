@@ -34,9 +34,12 @@ def record_failure(exit_code: int) -> None:
     import time
 
     temporary = os.path.join(folder, f".rank-{env_rank()}.tmp")
-    with open(temporary, "w") as file:
-        file.write(f"{time.time()} {exit_code}")
-    os.replace(temporary, os.path.join(folder, f"rank-{env_rank()}"))
+    try:
+        with open(temporary, "w") as file:
+            file.write(f"{time.time()} {exit_code}")
+        os.replace(temporary, os.path.join(folder, f"rank-{env_rank()}"))
+    except OSError:
+        pass  # the error being reported matters more; the launcher falls back to the exit codes it saw
 
 
 def first_failure(folder: str) -> int | None:
