@@ -157,10 +157,11 @@ def run_experiment(
         return folder
     except BaseException as e:
         if dist is not None:
-            if not is_peer_failure(e) and not isinstance(e, (PeerFailure, Interrupted, KeyboardInterrupt)):
-                record_failure(e.exit_code if isinstance(e, TrainlabError) else 1)
+            peer_failed = is_peer_failure(e)
+            if not peer_failed and not isinstance(e, (PeerFailure, Interrupted, KeyboardInterrupt)):
+                record_failure(e.exit_code if isinstance(e, TrainlabError) else 1)  # before the others can exit
             dist.tell_failure()  # a failure before the first step: the other ranks stop with this one
-            if is_peer_failure(e):
+            if peer_failed:
                 raise PeerFailure(dist.rank) from None
         raise
     finally:

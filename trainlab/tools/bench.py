@@ -6,7 +6,8 @@ fp32 and int8 models of `trainlab export`. For each batch size, the backends tak
 not counted; each block starts after a pause that lets the previous backend's idle threads stop spinning
 (without it, ONNX Runtime's threads took a core from torch's: torch's p90 at batch 1 read 5 ms, 0.63 alone).
 Every backend runs on the same number of threads, set explicitly (ONNX Runtime ignores OMP_NUM_THREADS).
-Inputs are the shape preprocessing makes: an image, or token ids of the training texts' median length. Figures go to RUN/export/bench.json with the CPU's name and flags and the versions.
+Inputs are the shape preprocessing makes: an image, or token ids of the training texts' median length.
+Figures go to RUN/export/bench.json with the CPU's name and flags and the versions.
 """
 
 from __future__ import annotations
@@ -40,10 +41,12 @@ class Bench:
     record: dict
 
     def table(self) -> str:
-        rows = [f"{'backend':<12} {'batch':>5} {'p50 ms':>9} {'p90 ms':>9} {'p99 ms':>9} {'items/s':>10} {'vs fp32':>8} {'p50 vs fp32':>11}"]
+        rows = [f"{'backend':<12} {'batch':>5} {'p50 ms':>9} {'p90 ms':>9} {'p99 ms':>9} {'items/s':>10} {'vs fp32':>8} "
+                f"{'p50 vs fp32':>11}"]  # fmt: skip
         for row in self.record["results"]:
             rows.append(f"{row['backend']:<12} {row['batch']:>5} {row['p50_ms']:>9.3f} {row['p90_ms']:>9.3f} "
-                        f"{row['p99_ms']:>9.3f} {row['throughput']:>10,.0f} {row['speedup_vs_torch_fp32']:>7.2f}x {row['p50_speedup_vs_torch_fp32']:>10.2f}x")  # fmt: skip
+                        f"{row['p99_ms']:>9.3f} {row['throughput']:>10,.0f} {row['speedup_vs_torch_fp32']:>7.2f}x "
+                        f"{row['p50_speedup_vs_torch_fp32']:>10.2f}x")  # fmt: skip
         return "\n".join(rows)
 
 
@@ -80,14 +83,16 @@ def bench_run(run_dir: Path, batches: Sequence[int] = (1, 64), seconds: float = 
     for batch in batches:
         inputs = example.unsqueeze(0).repeat(batch, *[1] * example.dim()).contiguous()
         times = _interleaved(runners, inputs, seconds)
-        base, base_p50 = float(np.mean(times["torch fp32"])), float(np.median(times["torch fp32"]))
+        seconds_per_call = {name: (float(np.mean(samples)), float(np.median(samples))) for name, samples in times.items()}
+        base_mean, base_p50 = seconds_per_call["torch fp32"]
         for name, samples in times.items():
             ms = np.asarray(samples) * 1000
+            mean, p50 = seconds_per_call[name]
             results.append({
-                "backend": name, "batch": batch, "calls": len(samples), "p50_ms": float(np.percentile(ms, 50)),
+                "backend": name, "batch": batch, "calls": len(samples), "p50_ms": p50 * 1000,
                 "p90_ms": float(np.percentile(ms, 90)), "p99_ms": float(np.percentile(ms, 99)),
-                "throughput": batch / float(np.mean(samples)), "speedup_vs_torch_fp32": base / float(np.mean(samples)),
-                "p50_speedup_vs_torch_fp32": base_p50 / float(np.median(samples)),
+                "throughput": batch / mean, "speedup_vs_torch_fp32": base_mean / mean,
+                "p50_speedup_vs_torch_fp32": base_p50 / p50,
             })  # fmt: skip
     record = {
         "run": Path(run_dir).name, "input_shape": list(example.shape), "threads": threads, "warmup_calls": WARMUP,
