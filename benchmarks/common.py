@@ -31,7 +31,9 @@ def save(name: str, figures: dict[str, Any]) -> Path:
                "environment": {k: env[k] for k in ("cpu", "cpu_count", "torch_threads", "packages", "git_commit", "started")}}
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"{name}.json"
-    path.write_text(json.dumps(figures, indent=2) + "\n")
+    partial = path.parent / f"{path.name}.partial"
+    partial.write_text(json.dumps(figures, indent=2) + "\n")
+    partial.replace(path)  # a benchmark stopped while writing leaves the previous file whole
     return path
 
 

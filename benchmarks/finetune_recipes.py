@@ -1,12 +1,14 @@
-"""How to fine-tune EfficientNet-Lite0 on CIFAR-10: the backbone's learning rate and a head-first phase, compared on a
-subset in a few minutes each, through `trainlab.run` of the `transfer/efficientnet_finetune` preset itself.
+"""How to fine-tune EfficientNet-Lite0 on CIFAR-10: the backbone's learning rate, a head-first phase and early stages
+frozen for good, compared on a subset in a few minutes each, through `trainlab.run` of the
+`transfer/efficientnet_finetune` preset itself.
 
     TRAINLAB_DATA=/path/to/data python -m benchmarks.finetune_recipes
     TRAINLAB_DATA=/path/to/data python -m benchmarks.finetune_recipes --train 6000 --test 2000 --size 96 --seeds 0 1
+    TRAINLAB_DATA=/path/to/data python -m benchmarks.finetune_recipes --only preset frozen --label frozen-stages
 
 Every variant trains the preset's network and settings for 3 epochs on the same random `--train` training images
 (a tenth of them for validation) at `--size` pixels and tests the last weights on the same `--test` test images;
-only the `transfer:` section changes. Results: benchmarks/results/finetune_recipes.json. Run it alone.
+only the `transfer:` section changes. Results: benchmarks/results/finetune_recipes[-<label>].json. Run it alone.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ VARIANTS = {
                                                              "backbone_lr_factor": 0.1},
     "head for 1 epoch, then every layer, backbone at 1x": {"freeze": "backbone", "unfreeze_at_epoch": 2,
                                                            "backbone_lr_factor": 1.0},
+    "stem and block stages 1-2 frozen, the rest at 1x": {"freeze": "none", "frozen_stages": 3},
+    "stem and block stages 1-3 frozen, the rest at 1x": {"freeze": "none", "frozen_stages": 4},
 }
 
 
@@ -53,11 +57,15 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=96, help="model.input_size")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--only", nargs="+", metavar="WORD", help="the variants whose names hold one of these words")
+    parser.add_argument("--label", help="added to the result file's name: finetune_recipes-<label>.json")
     args = parser.parse_args()
+    variants = {name: transfer for name, transfer in VARIANTS.items()
+                if not args.only or any(word in name for word in args.only)}  # fmt: skip
     key = subset(args.train, args.test)
     out = tempfile.mkdtemp()
     rows = []
-    for name, transfer in VARIANTS.items():
+    for name, transfer in variants.items():
         accs, seconds = [], []
         for seed in args.seeds:
             took, run = timed(trainlab.run, PRESET, quiet=True, seed=seed, epochs=args.epochs, output_dir=out,
@@ -68,9 +76,9 @@ def main() -> None:
             print(f"{name}, seed {seed}: test accuracy {run.record['test_acc']:.4f} in {took:.0f} s", flush=True)
         rows.append({"variant": name, "test acc mean": statistics.mean(accs), "test acc std": statistics.pstdev(accs),
                      "seeds": len(accs), "s per run": statistics.mean(seconds)})
-    save("finetune_recipes", {"preset": PRESET, "train_images": args.train, "test_images": args.test,
+    save("finetune_recipes" + (f"-{args.label}" if args.label else ""), {"preset": PRESET, "train_images": args.train, "test_images": args.test,
                               "input_size": args.size, "epochs": args.epochs, "seeds": args.seeds,
-                              "variants": VARIANTS, "rows": rows, "run_folders": out})
+                              "variants": variants, "rows": rows, "run_folders": out})
     print(table(rows))
 
 

@@ -127,14 +127,24 @@ def check_outputs(model: nn.Module, example: torch.Tensor, expected: int, name: 
 
 
 def apply_transfer(model: nn.Module, config: ExperimentConfig) -> None:
-    """transfer.freeze on a model with a pretrained backbone; a ConfigError for a model that has none."""
+    """transfer.freeze and transfer.frozen_stages on a model with a pretrained backbone; a ConfigError for a model
+    that has none (or lists no stages, for frozen_stages)."""
     transfer = config.transfer
-    if (transfer.freeze, transfer.unfreeze_at_epoch, transfer.backbone_lr_factor) == ("none", None, 1.0):
+    settings = (transfer.freeze, transfer.unfreeze_at_epoch, transfer.backbone_lr_factor, transfer.frozen_stages)
+    if settings == ("none", None, 1.0, 0):
         return  # cache_features and compile_backbone only act on a frozen backbone: harmless on any model
     if not is_transfer_model(model):
         with_backbone = ", ".join(transfer_model_names())
         raise ConfigError(f"transfer.*: model '{config.model.name}' has no backbone and head to train apart; "
                           f"models with one: {with_backbone}")  # fmt: skip
+    if transfer.frozen_stages:
+        if not model.backbone_stages():
+            raise ConfigError(f"transfer.frozen_stages: model '{config.model.name}' does not list its backbone's stages; "
+                              "transfer.freeze=backbone freezes the whole backbone")  # fmt: skip
+        try:
+            model.freeze_stages(transfer.frozen_stages)
+        except ValueError as e:
+            raise ConfigError(f"transfer.frozen_stages: model '{config.model.name}': {e}") from None
     model.freeze_backbone(transfer.freeze == "backbone")
 
 

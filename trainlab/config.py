@@ -130,6 +130,11 @@ class TransferConfig(Section):
     backbone_lr_factor: float = Field(
         1.0, gt=0, le=1, description="the backbone's learning rate is the optimizer's times this (discriminative rates)"
     )
+    frozen_stages: int = Field(
+        0, ge=0, description="the backbone's first N stages stay frozen for the whole run (weights and batch-norm "
+        "statistics fixed, no backward pass through them): cheaper steps. efficientnet_lite0 has 9 (the stem, 7 block "
+        "stages, the head conv), vgg16 5 (its conv blocks)"
+    )
     cache_features: bool = Field(
         True, description="a backbone frozen for the whole run, without augmentation: compute its outputs once"
     )

@@ -55,6 +55,36 @@ if "tiny_transfer" not in MODELS:
         return model
 
 
+class TwoStageTransfer(TransferModel):
+    """A backbone of two stages (conv-BN-ReLU, then conv-BN-ReLU-pool) and a linear head."""
+
+    def __init__(self, in_channels: int, num_classes: int):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU())
+        self.stage = nn.Sequential(nn.Conv2d(4, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                                   nn.Flatten())  # fmt: skip
+        self.head = nn.Linear(4, num_classes)
+
+    def extract(self, x):
+        return self.stage(self.stem(x))
+
+    def classify(self, features):
+        return self.head(features)
+
+    def head_modules(self):
+        return [self.head]
+
+    def backbone_stages(self):
+        return [self.stem, self.stage]
+
+
+if "two_stage_transfer" not in MODELS:
+
+    @MODELS.register(injected=IMAGE_MODEL_INPUTS)
+    def two_stage_transfer(*, in_channels: int, num_classes: int, image_size: tuple[int, int]) -> TwoStageTransfer:
+        return TwoStageTransfer(in_channels, num_classes)
+
+
 def backbone_state(model):
     return {k: v.clone() for k, v in model.state_dict().items() if k.startswith("backbone.")}
 
@@ -91,6 +121,48 @@ def test_backbone_lr_factor_reaches_the_optimizer_groups():
     assert [rates[id(p)] for p in model.backbone_parameters()] == pytest.approx([0.001] * 4)  # conv and BN
     assert [rates[id(p)] for p in model.head.parameters()] == pytest.approx([0.01] * 2)
     assert optimizer.param_groups[0]["lr"] == pytest.approx(0.01)  # metrics.csv logs the head's rate
+
+
+def test_frozen_stages_stay_bit_identical_get_no_backward_pass_and_stay_frozen_when_the_backbone_unfreezes():
+    torch.manual_seed(0)
+    model = TwoStageTransfer(3, 5).freeze_stages(1)
+    stem = {k: v.clone() for k, v in model.stem.state_dict().items()}
+    stage = model.stage[0].weight.clone()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=0.1)
+    placement = resolve_placement("cpu", "fp32", False)
+    model.train()
+    assert not model.stem[1].training and model.stage[1].training
+    for _ in range(3):
+        training_step(model, optimizer, nn.functional.cross_entropy, torch.randn(8, 3, 6, 6), torch.randint(0, 5, (8,)), placement)
+    assert all(torch.equal(stem[k], v) for k, v in model.stem.state_dict().items())  # running statistics included
+    assert model.stem[0].weight.grad is None  # no backward pass through the frozen stage
+    assert not torch.equal(stage, model.stage[0].weight)
+    model.freeze_backbone().freeze_backbone(False).train()  # a backbone frozen, then unfrozen (unfreeze_at_epoch)
+    assert model.stage[1].training and model.stage[0].weight.requires_grad
+    assert not model.stem[1].training and not model.stem[0].weight.requires_grad
+
+
+def test_frozen_stages_from_the_config_leave_the_optimizer_and_say_what_a_model_can_freeze():
+    config = config_of("model.name=two_stage_transfer", "transfer.frozen_stages=1", "transfer.backbone_lr_factor=0.5")
+    model = build_model(config, {"in_channels": 1, "num_classes": 10, "image_size": (8, 8)})
+    in_optimizer = {id(p) for group in build_optimizer(config, model).param_groups for p in group["params"]}
+    assert in_optimizer == {id(p) for p in [*model.stage.parameters(), *model.head.parameters()]}
+    with pytest.raises(ConfigError, match="model 'two_stage_transfer': its backbone has 2 stages to freeze, not 3"):
+        build_model(config_of("model.name=two_stage_transfer", "transfer.frozen_stages=3"),
+                    {"in_channels": 1, "num_classes": 10, "image_size": (8, 8)})  # fmt: skip
+    with pytest.raises(ConfigError, match="'tiny_transfer' does not list its backbone's stages"):
+        build_model(config_of("transfer.frozen_stages=1"), {"in_channels": 1, "num_classes": 10, "image_size": (8, 8)})
+
+
+@pytest.mark.parametrize(("name", "stages", "args"), [("efficientnet_lite0", 9, {"weights": None}),
+                                                       ("vgg16", 5, {"hidden": 8}), ("vgg16", 5, {"hidden": 8, "batchnorm": True})])
+def test_the_backbone_stages_of_the_pretrained_models_cover_their_backbone_once_in_input_order(name, stages, args):
+    model = MODELS.build(name, in_channels=3, num_classes=10, image_size=(32, 32), **args)
+    listed = [p for stage in model.backbone_stages() for p in stage.parameters()]
+    assert len(model.backbone_stages()) == stages
+    assert [id(p) for p in listed] == [id(p) for p in model.backbone_parameters()]  # each once, in the model's order
+    model.freeze_stages(stages)
+    assert model.backbone_parameters() == [] and all(p.requires_grad for p in model.parameters() if id(p) not in set(map(id, listed)))
 
 
 class BackboneSnapshots(Callback):

@@ -230,6 +230,7 @@ class EfficientNetLite0(TransferModel, EfficientNetLite):
         if not 0 <= stage_features <= len(ends):
             raise ValueError(f"stage_features must be in [0, {len(ends)}], got {stage_features}")
         self.stage_ends = ends[len(ends) - stage_features :] if stage_features else []
+        self.block_stage_ends = ends
         self.feature_size = HEAD_CHANNELS + sum(self._blocks[i].out_channels for i in self.stage_ends)
 
     @property
@@ -247,6 +248,12 @@ class EfficientNetLite0(TransferModel, EfficientNetLite):
 
     def new_layers(self) -> list[nn.Module]:
         return [self._hidden, self._fc]
+
+    def backbone_stages(self) -> list[nn.Module]:
+        """9 stages: the stem, the 7 block stages (16, 24, 40, 80, 112, 192, 320 channels), the 1x1 head conv."""
+        starts = [0, *(end + 1 for end in self.block_stage_ends[:-1])]
+        blocks = [self._blocks[start : end + 1] for start, end in zip(starts, self.block_stage_ends)]
+        return [nn.ModuleList([self._conv_stem, self._bn0]), *blocks, nn.ModuleList([self._conv_head, self._bn1])]
 
 
 @normalises_with("efficientnet_lite0")

@@ -5,7 +5,9 @@ and `classify` (the head), names its head modules and the layer that is new (the
 and can freeze its backbone. A frozen backbone has `requires_grad` off and runs in eval mode, batch norm
 and dropout included, also after `model.train()`: the statistics of frozen batch-norm layers must not keep
 moving (the transfer-learning trap Keras and Lightning users report most), and a frozen backbone's
-outputs are then a function of the image alone, so they can be computed once.
+outputs are then a function of the image alone, so they can be computed once. A model that lists its
+backbone's stages (`backbone_stages`) can also keep its first stages frozen for good (mmdetection's
+`frozen_stages`): no backward pass runs through them, so each step is cheaper.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ class TransferModel(nn.Module):
     imagenet_head: bool = False  # the pretrained classifier is kept (1000 ImageNet classes): no layer is new
     feature_setting: str = ""  # what else the backbone's outputs depend on, for the feature cache's key
     compiled_backbone: Callable[[Tensor], Tensor] | None = None  # `extract` compiled, used under no gradient
+    frozen_stages: int = 0  # the first stages of `backbone_stages()`, frozen for good
 
     def extract(self, x: Tensor) -> Tensor:
         """The backbone's output for a batch of images: what `classify` takes."""
@@ -41,6 +44,10 @@ class TransferModel(nn.Module):
     def new_layers(self) -> list[nn.Module]:
         """The layers no pretrained weights fill (the classifier for the dataset's classes)."""
         return self.head_modules()
+
+    def backbone_stages(self) -> list[nn.Module]:
+        """The backbone's stages in input order, for `freeze_stages` (none: the model cannot freeze part of it)."""
+        return []
 
     def forward(self, x: Tensor) -> Tensor:
         return self.classify(x if self.inputs_are_features else self.backbone_outputs(x))
@@ -67,8 +74,9 @@ class TransferModel(nn.Module):
         return (m for m in self.modules() if m is not self and id(m) not in head)
 
     def backbone_parameters(self) -> list[nn.Parameter]:
+        """The backbone's parameters that can train: all but the head's and the stages frozen for good."""
         head = {id(p) for module in self.head_modules() for p in module.parameters()}
-        return [p for p in self.parameters() if id(p) not in head]
+        return [p for p in self.parameters() if id(p) not in head and id(p) not in self._frozen_stage_ids("params")]
 
     def freeze_backbone(self, frozen: bool = True) -> TransferModel:
         """Stop (or restart) training the backbone: its parameters' requires_grad, and eval mode while frozen."""
@@ -77,10 +85,28 @@ class TransferModel(nn.Module):
             param.requires_grad_(not frozen)
         return self.train(self.training)
 
+    def freeze_stages(self, count: int) -> TransferModel:
+        """Freeze the first `count` of `backbone_stages()` for good: requires_grad off and eval mode (batch-norm
+        statistics fixed), also once the rest of the backbone trains."""
+        stages = self.backbone_stages()
+        if count > len(stages):
+            raise ValueError(f"its backbone has {len(stages)} stages to freeze, not {count}")
+        self.frozen_stages = count
+        for param in (p for stage in stages[:count] for p in stage.parameters()):
+            param.requires_grad_(False)
+        return self.train(self.training)
+
+    def _frozen_stage_ids(self, kind: str) -> set[int]:
+        stages = self.backbone_stages()[: self.frozen_stages] if self.frozen_stages else []
+        if kind == "params":
+            return {id(p) for stage in stages for p in stage.parameters()}
+        return {id(m) for stage in stages for m in stage.modules()}
+
     def train(self, mode: bool = True) -> TransferModel:
         super().train(mode)
-        if self.backbone_frozen:
-            for module in self.backbone_modules():
+        frozen = set(map(id, self.backbone_modules())) if self.backbone_frozen else self._frozen_stage_ids("modules")
+        for module in self.modules():
+            if id(module) in frozen:
                 module.training = False  # one module at a time: a container may hold head modules too
         return self
 

@@ -155,6 +155,16 @@ class VGG(TransferModel):
     def new_layers(self) -> list[nn.Module]:
         return [self.classifier[-1]]
 
+    def backbone_stages(self) -> list[nn.Module]:
+        """The 5 conv blocks of `features`, each ending with its max-pool."""
+        stages, current = [], []
+        for layer in self.features:
+            current.append(layer)
+            if isinstance(layer, nn.MaxPool2d):
+                stages.append(nn.ModuleList(current))
+                current = []
+        return stages + ([nn.ModuleList(current)] if current else [])
+
 
 # torchvision's ImageNet statistics (0..1 scale), which its VGG weights were trained with.
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)

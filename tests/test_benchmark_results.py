@@ -1,0 +1,36 @@
+"""The benchmarks' result files: written whole, and one preset's seeds gathered from runs made at different times."""
+
+import json
+
+import pytest
+
+from benchmarks import common, presets
+
+
+@pytest.fixture
+def results(tmp_path, monkeypatch):
+    folder = tmp_path / "results"
+    monkeypatch.setattr(common, "RESULTS", folder)
+    monkeypatch.setattr(presets, "RESULTS", folder)
+    return folder
+
+
+def test_save_writes_the_file_whole_and_leaves_no_partial_file(results):
+    path = common.save("preset-x", {"rows": [1, 2]})
+    assert json.loads(path.read_text())["rows"] == [1, 2]
+    assert [p.name for p in results.iterdir()] == ["preset-x.json"]
+
+
+def test_add_keeps_the_rows_of_seeds_not_run_again(results):
+    row = lambda seed: {"seed": seed, "test acc": 0.9}  # noqa: E731
+    common.save("preset-x", {"overrides": ["epochs=2"], "rows": [row(0), row(1)], "run_folders": "/tmp/a"})
+    earlier = presets.earlier_runs("preset-x", [1, 2], ["epochs=2"])
+    assert earlier["rows"] == [row(0)]  # seed 1 is run again: its new row replaces the old one
+    assert earlier["run_folders"] == ["/tmp/a"] and len(earlier["commands"]) == 1
+    assert presets.earlier_runs("preset-y", [0], [])["rows"] == []  # no file yet
+
+
+def test_add_refuses_a_file_made_with_other_overrides(results):
+    common.save("preset-x", {"overrides": ["epochs=2"], "rows": [{"seed": 0}], "run_folders": "/tmp/a"})
+    with pytest.raises(SystemExit, match="epochs=2"):
+        presets.earlier_runs("preset-x", [1], ["epochs=3"])
