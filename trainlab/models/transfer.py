@@ -75,8 +75,8 @@ class TransferModel(nn.Module):
 
     def backbone_parameters(self) -> list[nn.Parameter]:
         """The backbone's parameters that can train: all but the head's and the stages frozen for good."""
-        head = {id(p) for module in self.head_modules() for p in module.parameters()}
-        return [p for p in self.parameters() if id(p) not in head and id(p) not in self._frozen_stage_ids("params")]
+        fixed = {id(p) for module in [*self.head_modules(), *self._frozen_stage_list()] for p in module.parameters()}
+        return [p for p in self.parameters() if id(p) not in fixed]
 
     def freeze_backbone(self, frozen: bool = True) -> TransferModel:
         """Stop (or restart) training the backbone: its parameters' requires_grad, and eval mode while frozen."""
@@ -96,15 +96,13 @@ class TransferModel(nn.Module):
             param.requires_grad_(False)
         return self.train(self.training)
 
-    def _frozen_stage_ids(self, kind: str) -> set[int]:
-        stages = self.backbone_stages()[: self.frozen_stages] if self.frozen_stages else []
-        if kind == "params":
-            return {id(p) for stage in stages for p in stage.parameters()}
-        return {id(m) for stage in stages for m in stage.modules()}
+    def _frozen_stage_list(self) -> list[nn.Module]:
+        return self.backbone_stages()[: self.frozen_stages] if self.frozen_stages else []
 
     def train(self, mode: bool = True) -> TransferModel:
         super().train(mode)
-        frozen = set(map(id, self.backbone_modules())) if self.backbone_frozen else self._frozen_stage_ids("modules")
+        stages = self._frozen_stage_list()
+        frozen = set(map(id, self.backbone_modules() if self.backbone_frozen else (m for s in stages for m in s.modules())))
         for module in self.modules():
             if id(module) in frozen:
                 module.training = False  # one module at a time: a container may hold head modules too
