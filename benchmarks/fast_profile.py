@@ -1,6 +1,6 @@
 """Where the time of the fast recipe's training step goes (issue 20), against a plain PyTorch step of the same network.
 
-    TRAINLAB_DATA=/path/to/data python -m benchmarks.fast_profile --steps 12
+    TRAINLAB_DATA=/path/to/data python -m benchmarks.fast_profile --steps 12 [--name fast_profile-intel-amx]
 
 Builds `cifar10/fast` as a run does (data, airbench, batch norm, whitening, SGD, one-cycle, Lookahead), then:
 1. times `--steps` training steps through trainlab's loop pieces (loader with augmentation, step, callbacks) and
@@ -8,7 +8,7 @@ Builds `cifar10/fast` as a run does (data, airbench, batch norm, whitening, SGD,
 2. profiles the trainlab steps with torch.profiler and sums the self CPU time by kind of operator:
    convolutions, batch norm, GELU, pooling, the optimizer, the loss, augmentation and data (gather, normalise);
 3. times one evaluation pass of 1,000 test images with and without the test-time flips.
-Results go to benchmarks/results/fast_profile.json. Run it alone.
+Results go to benchmarks/results/NAME.json (`--name`, fast_profile by default: one per machine). Run it alone.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ def kind_of(name: str) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=12)
+    parser.add_argument("--name", default="fast_profile", help="results file stem in benchmarks/results/")
     args = parser.parse_args()
     from trainlab.config import load_config
     from trainlab.engine.averaging import Lookahead
@@ -102,8 +103,8 @@ def main() -> None:
     print(table([{"path": name, "train img/s": rate} for name, rate in summary.items()]))
     print(table(rows))
     print(table([{"evaluation": mode, "img/s": rate} for mode, rate in evaluation.items()]))
-    print(save("fast_profile", {"train_images_per_s": summary, "step_time_by_kind": dict(by_kind),
-                                "eval_images_per_s": evaluation, "batch_size": batch}))  # fmt: skip
+    print(save(args.name, {"train_images_per_s": summary, "step_time_by_kind": dict(by_kind),
+                           "eval_images_per_s": evaluation, "batch_size": batch}))  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -285,7 +285,9 @@ def main() -> None:
     record = json.loads(path.read_text())
     record["environment"].update(cpu=cpu_name(), cpu_flags=cpu_flags(), serving_packages={
         p: package_version(p) for p in ("fastapi", "starlette", "uvicorn", "python-multipart", "onnxruntime", "httpx")})  # fmt: skip
-    path.write_text(json.dumps(record, indent=2) + "\n")
+    partial = path.with_name(f"{path.name}.partial")
+    partial.write_text(json.dumps(record, indent=2) + "\n")
+    partial.replace(path)  # as save() does: the file is whole or the previous one
     print(table([{k: "-" if v is None else v for k, v in row.items()}]))
     if errors:
         print("errors: " + ", ".join(f"{kind} x{count}" for kind, count in errors.most_common()))

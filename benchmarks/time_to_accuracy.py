@@ -9,13 +9,15 @@ Each run is `trainlab.run`-like (run_experiment, a run folder, the preset's own 
 that tests the weights after every epoch; the clock starts before the config is read (data loading counts) and
 stops for those extra tests, so the times are those of the run alone. A point of the curve is the time to the end of
 that epoch plus one test: what a run stopped there would have taken. A threshold a run never reaches is "-".
-Results: benchmarks/results/NAME.json and NAME.png (NAME: `--name`, time_to_accuracy by default); `--add` keeps the runs
-already in NAME.json (made with the same `--set`) and adds these, so seeds can be run a few at a time. Run it alone.
+Results: benchmarks/results/NAME.json and the curves NAME.svg (NAME: `--name`, time_to_accuracy by default; SVG is text,
+so the README shows the tracked picture); `--add` keeps the runs already in NAME.json (made with the same `--set`) and
+adds these, so seeds can be run a few at a time; `--draw` only draws NAME.json again. Run it alone.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import tempfile
 import time
@@ -72,8 +74,6 @@ def one_run(preset: str, seed: int, overrides: list[str]) -> dict:
 def earlier_runs(path, overrides: list[str], presets: list[str], seeds: list[int]) -> list[dict]:
     """The runs of an earlier results file, which must have been made with the same overrides; those about to run
     again are dropped."""
-    import json
-
     if not path.exists():
         return []
     earlier = json.loads(path.read_text())
@@ -83,12 +83,13 @@ def earlier_runs(path, overrides: list[str], presets: list[str], seeds: list[int
     return [r for r in earlier["runs"] if not (r["preset"] in presets and r["seed"] in seeds)]
 
 
-def draw(results: list[dict], path) -> None:
+def draw(results: list[dict], path, cpu: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    plt.rcParams.update({"svg.fonttype": "none", "svg.hashsalt": "trainlab"})  # text as text; the same file each time
     figure, axes = plt.subplots(figsize=(7, 4.5))
     colours = {}
     for result in results:
@@ -98,10 +99,11 @@ def draw(results: list[dict], path) -> None:
         axes.plot([s / 60 for s in seconds], accuracy, marker="o", markersize=3, color=colour, label=label, alpha=0.8)
     for threshold in THRESHOLDS:
         axes.axhline(threshold, color="grey", linewidth=0.5, linestyle=":")
-    axes.set(xlabel="wall time on this machine (minutes)", ylabel="CIFAR-10 test accuracy", ylim=(0.4, 1.0))
+    axes.set(xlabel=f"wall time on 2 cores of {cpu} (minutes)", ylabel="CIFAR-10 test accuracy", ylim=(0.4, 1.0))
     axes.legend(loc="lower right")
     figure.tight_layout()
-    figure.savefig(path, dpi=120)
+    figure.savefig(path, metadata={"Date": None})
+    plt.close(figure)
 
 
 def main() -> None:
@@ -112,7 +114,12 @@ def main() -> None:
                         help="config fields for every run, e.g. --set epochs=4")
     parser.add_argument("--name", default="time_to_accuracy", help="results file stem in benchmarks/results/")
     parser.add_argument("--add", action="store_true", help="keep the runs already in NAME.json and add these")
+    parser.add_argument("--draw", action="store_true", help="run nothing: draw NAME.json's curves into NAME.svg")
     args = parser.parse_args()
+    if args.draw:
+        recorded = json.loads((RESULTS / f"{args.name}.json").read_text())
+        draw(recorded["runs"], RESULTS / f"{args.name}.svg", recorded["environment"]["cpu"])
+        return
     results = earlier_runs(RESULTS / f"{args.name}.json", args.overrides, args.presets, args.seeds) if args.add else []
     for seed in args.seeds:
         for preset in args.presets:  # interleaved
@@ -132,10 +139,11 @@ def main() -> None:
         rows.append(row)
     print(table(rows))
     RESULTS.mkdir(exist_ok=True)
-    draw(results, RESULTS / f"{args.name}.png")
     seeds = sorted({r["seed"] for r in results})
-    print(save(args.name, {"presets": presets, "seeds": seeds, "overrides": args.overrides,
-                                    "runs": results, "summary": rows}))  # fmt: skip
+    path = save(args.name, {"presets": presets, "seeds": seeds, "overrides": args.overrides, "runs": results,
+                            "summary": rows})  # fmt: skip
+    draw(results, RESULTS / f"{args.name}.svg", json.loads(path.read_text())["environment"]["cpu"])
+    print(path)
 
 
 if __name__ == "__main__":

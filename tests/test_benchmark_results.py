@@ -34,3 +34,17 @@ def test_add_refuses_a_file_made_with_other_overrides(results):
     common.save("preset-x", {"overrides": ["epochs=2"], "rows": [{"seed": 0}], "run_folders": "/tmp/a"})
     with pytest.raises(SystemExit, match="epochs=2"):
         presets.earlier_runs("preset-x", [1], ["epochs=3"])
+
+
+def test_time_to_accuracy_curves_are_a_text_picture_drawn_the_same_each_time(tmp_path):
+    from benchmarks.time_to_accuracy import draw
+
+    runs = [{"preset": preset, "seed": seed, "curve": [(30.0 * e, 0.5 + 0.04 * e + 0.01 * seed) for e in range(1, 11)]}
+            for preset in ("cifar10/fast", "workshop/task4") for seed in (0, 1)]  # fmt: skip
+    first, second = tmp_path / "a.svg", tmp_path / "b.svg"
+    draw(runs, first, "Some CPU")
+    draw(runs, second, "Some CPU")
+    svg = first.read_text()
+    assert svg.startswith("<?xml") and "cifar10/fast" in svg and "workshop/task4" in svg and "Some CPU" in svg
+    assert svg.count("cifar10/fast") == 1  # one legend entry per preset, not per seed
+    assert first.read_bytes() == second.read_bytes()  # a redraw changes nothing in the tracked file
