@@ -21,6 +21,7 @@ import json
 import statistics
 import tempfile
 import time
+from pathlib import Path
 
 from benchmarks.common import RESULTS, save, table
 
@@ -83,27 +84,37 @@ def earlier_runs(path, overrides: list[str], presets: list[str], seeds: list[int
     return [r for r in earlier["runs"] if not (r["preset"] in presets and r["seed"] in seeds)]
 
 
-def draw(results: list[dict], path, cpu: str) -> None:
+def machine(record: dict) -> str:
+    """'2 cores of CPU NAME', from a results file's environment."""
+    environment = record["environment"]
+    return f"{environment['cpu_count']} cores of {environment['cpu']}"
+
+
+def draw(results: list[dict], path: Path, machine: str) -> None:
+    """The curves into the SVG file `path` (written whole); text stays text and a redraw gives the same bytes."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    plt.rcParams.update({"svg.fonttype": "none", "svg.hashsalt": "trainlab"})  # text as text; the same file each time
-    figure, axes = plt.subplots(figsize=(7, 4.5))
-    colours = {}
-    for result in results:
-        colour = colours.setdefault(result["preset"], f"C{len(colours)}")
-        seconds, accuracy = zip(*result["curve"]) if result["curve"] else ((), ())
-        label = result["preset"] if result["seed"] == min(r["seed"] for r in results if r["preset"] == result["preset"]) else None
-        axes.plot([s / 60 for s in seconds], accuracy, marker="o", markersize=3, color=colour, label=label, alpha=0.8)
-    for threshold in THRESHOLDS:
-        axes.axhline(threshold, color="grey", linewidth=0.5, linestyle=":")
-    axes.set(xlabel=f"wall time on 2 cores of {cpu} (minutes)", ylabel="CIFAR-10 test accuracy", ylim=(0.4, 1.0))
-    axes.legend(loc="lower right")
-    figure.tight_layout()
-    figure.savefig(path, metadata={"Date": None})
-    plt.close(figure)
+    with plt.rc_context({"svg.fonttype": "none", "svg.hashsalt": "trainlab"}):
+        figure, axes = plt.subplots(figsize=(7, 4.5))
+        colours = {}
+        for result in results:
+            colour = colours.setdefault(result["preset"], f"C{len(colours)}")
+            seconds, accuracy = zip(*result["curve"]) if result["curve"] else ((), ())
+            first_seed = min(r["seed"] for r in results if r["preset"] == result["preset"])
+            label = result["preset"] if result["seed"] == first_seed else None
+            axes.plot([s / 60 for s in seconds], accuracy, marker="o", markersize=3, color=colour, label=label, alpha=0.8)
+        for threshold in THRESHOLDS:
+            axes.axhline(threshold, color="grey", linewidth=0.5, linestyle=":")
+        axes.set(xlabel=f"wall time on {machine} (minutes)", ylabel="CIFAR-10 test accuracy", ylim=(0.4, 1.0))
+        axes.legend(loc="lower right")
+        figure.tight_layout()
+        partial = path.with_name(f"{path.name}.partial")
+        figure.savefig(partial, format="svg", metadata={"Date": None})
+        plt.close(figure)
+    partial.replace(path)
 
 
 def main() -> None:
@@ -117,8 +128,11 @@ def main() -> None:
     parser.add_argument("--draw", action="store_true", help="run nothing: draw NAME.json's curves into NAME.svg")
     args = parser.parse_args()
     if args.draw:
-        recorded = json.loads((RESULTS / f"{args.name}.json").read_text())
-        draw(recorded["runs"], RESULTS / f"{args.name}.svg", recorded["environment"]["cpu"])
+        source = RESULTS / f"{args.name}.json"
+        if not source.is_file():
+            raise SystemExit(f"--draw: there is no {source} to draw; run the benchmark first")
+        recorded = json.loads(source.read_text())
+        draw(recorded["runs"], RESULTS / f"{args.name}.svg", machine(recorded))
         return
     results = earlier_runs(RESULTS / f"{args.name}.json", args.overrides, args.presets, args.seeds) if args.add else []
     for seed in args.seeds:
@@ -142,7 +156,7 @@ def main() -> None:
     seeds = sorted({r["seed"] for r in results})
     path = save(args.name, {"presets": presets, "seeds": seeds, "overrides": args.overrides, "runs": results,
                             "summary": rows})  # fmt: skip
-    draw(results, RESULTS / f"{args.name}.svg", json.loads(path.read_text())["environment"]["cpu"])
+    draw(results, RESULTS / f"{args.name}.svg", machine(json.loads(path.read_text())))
     print(path)
 
 

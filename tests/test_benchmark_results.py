@@ -42,9 +42,10 @@ def test_time_to_accuracy_curves_are_a_text_picture_drawn_the_same_each_time(tmp
     runs = [{"preset": preset, "seed": seed, "curve": [(30.0 * e, 0.5 + 0.04 * e + 0.01 * seed) for e in range(1, 11)]}
             for preset in ("cifar10/fast", "workshop/task4") for seed in (0, 1)]  # fmt: skip
     first, second = tmp_path / "a.svg", tmp_path / "b.svg"
-    draw(runs, first, "Some CPU")
-    draw(runs, second, "Some CPU")
+    draw(runs, first, "2 cores of Some CPU")
+    draw(runs, second, "2 cores of Some CPU")
     svg = first.read_text()
     assert svg.startswith("<?xml") and "cifar10/fast" in svg and "workshop/task4" in svg and "Some CPU" in svg
+    assert not list(tmp_path.glob("*.partial"))  # written whole: no partial file left behind
     assert svg.count("cifar10/fast") == 1  # one legend entry per preset, not per seed
     assert first.read_bytes() == second.read_bytes()  # a redraw changes nothing in the tracked file
