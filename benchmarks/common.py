@@ -22,13 +22,15 @@ def median(values: list[float]) -> float:
     return statistics.median(values)
 
 
-def save(name: str, figures: dict[str, Any]) -> Path:
+def save(name: str, figures: dict[str, Any], environment_extra: dict[str, Any] | None = None) -> Path:
+    """benchmarks/results/NAME.json: the figures, the command and the machine (with `environment_extra`)."""
     from trainlab.run_folder import environment
     from trainlab.engine.device import resolve_placement
 
     env = environment(seed=0, placement=resolve_placement())
     figures = {"benchmark": name, "command": " ".join(["python -m", f"benchmarks.{Path(sys.argv[0]).stem}", *sys.argv[1:]]), **figures,
-               "environment": {k: env[k] for k in ("cpu", "cpu_count", "torch_threads", "packages", "git_commit", "started")}}
+               "environment": {k: env[k] for k in ("cpu", "cpu_count", "torch_threads", "packages", "git_commit", "started")}
+               | (environment_extra or {})}
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"{name}.json"
     partial = path.parent / f"{path.name}.partial"

@@ -281,13 +281,9 @@ def main() -> None:
     variant = (f"{args.route}{'-binary' if args.route == 'infer' and args.tensors == 'binary' else ''}-{meta['backend']}"
                f"-w{args.workers}-c{args.clients}" + (f"-r{args.rate:g}" if args.rate else "")
                + (f"-mb{args.max_batch}" + (f"-wait{args.batch_wait_ms:g}" if args.batch_wait_ms else "") if args.max_batch > 1 else ""))
-    path = save(f"serve_load-{name}-{variant}", figures)
-    record = json.loads(path.read_text())
-    record["environment"].update(cpu=cpu_name(), cpu_flags=cpu_flags(), serving_packages={
-        p: package_version(p) for p in ("fastapi", "starlette", "uvicorn", "python-multipart", "onnxruntime", "httpx")})  # fmt: skip
-    partial = path.with_name(f"{path.name}.partial")
-    partial.write_text(json.dumps(record, indent=2) + "\n")
-    partial.replace(path)  # as save() does: the file is whole or the previous one
+    serving = {"cpu": cpu_name(), "cpu_flags": cpu_flags(), "serving_packages": {
+        p: package_version(p) for p in ("fastapi", "starlette", "uvicorn", "python-multipart", "onnxruntime", "httpx")}}  # fmt: skip
+    path = save(f"serve_load-{name}-{variant}", figures, environment_extra=serving)
     print(table([{k: "-" if v is None else v for k, v in row.items()}]))
     if errors:
         print("errors: " + ", ".join(f"{kind} x{count}" for kind, count in errors.most_common()))
