@@ -6,7 +6,8 @@ Each (preset, seed) is one full `trainlab run` in a fresh process, as a user run
 image caches are built first, so wall time is training + testing + the run folder.
 Figures go to benchmarks/results/preset-<preset>.json, one file per preset (preset-<preset>-<label>.json
 with --label, for a variant: --set model.pooling=cls --label cls); the run folders stay in a temporary folder
-whose path the file records. --add keeps the file's rows of the seeds not run now, for seeds run at different times:
+whose path the file records, and each row the CPU it ran on. --add keeps the file's rows of the seeds not run now,
+for seeds run at different times (on different machines, too: the wall times then say little together):
 
     python -m benchmarks.presets transfer/efficientnet_finetune --seeds 0
     python -m benchmarks.presets transfer/efficientnet_finetune --seeds 1 2 --add
@@ -25,11 +26,14 @@ from pathlib import Path
 from benchmarks.common import RESULTS, save, table, timed
 from trainlab.config import load_config
 from trainlab.data import DATASETS
+from trainlab.utils.machine import cpu_name
+
+NOTHING_EARLIER = {"rows": [], "run_folders": [], "commands": [], "environments": []}
 
 
 def run_preset(preset: str, seeds: list[int], overrides: list[str], label: str | None = None, add: bool = False) -> dict:
     name = f"preset-{preset.replace('/', '-')}{'-' + label if label else ''}"
-    earlier = earlier_runs(name, seeds, overrides) if add else {"rows": [], "run_folders": [], "commands": []}
+    earlier = earlier_runs(name, seeds, overrides) if add else NOTHING_EARLIER
     config, _ = load_config(preset, overrides)
     DATASETS.build(config.data.name, **config.data.args)  # decode and cache outside the timed runs
     out = Path(tempfile.mkdtemp())
@@ -44,7 +48,7 @@ def run_preset(preset: str, seeds: list[int], overrides: list[str], label: str |
         record = json.loads((folder / "run.json").read_text())
         rows.append({"preset": preset, "seed": seed, "wall s": seconds, "train s": record["train_seconds"],
                      "epochs": record["epochs_completed"], "test acc": record["test_acc"],
-                     "macro F1": record["test_macro_f1"], "best epoch": record["best_epoch"]})
+                     "macro F1": record["test_macro_f1"], "best epoch": record["best_epoch"], "cpu": cpu_name()})
         print(f"{preset} seed {seed}: test accuracy {record['test_acc']:.4f} in {seconds:.0f} s", flush=True)
     rows = sorted(earlier["rows"] + rows, key=lambda r: r["seed"])
     accs, f1s = [r["test acc"] for r in rows], [r["macro F1"] for r in rows]
@@ -54,24 +58,26 @@ def run_preset(preset: str, seeds: list[int], overrides: list[str], label: str |
                "wall_s_max": max(r["wall s"] for r in rows), "rows": rows}
     summary["run_folders"] = [*earlier["run_folders"], str(out)] if add else str(out)
     if add:
-        summary["earlier_commands"] = earlier["commands"]
+        summary["earlier_commands"], summary["earlier_environments"] = earlier["commands"], earlier["environments"]
     save(name, summary)
     return summary
 
 
 def earlier_runs(name: str, seeds: list[int], overrides: list[str]) -> dict:
-    """The rows, run folders and commands of `name`'s result file for the seeds other than `seeds` (none without a
+    """The rows, run folders, commands and machines of `name`'s result file for the seeds other than `seeds` (none without a
     file); a file made with other overrides is refused, as its rows measure another experiment."""
     path = RESULTS / f"{name}.json"
     if not path.is_file():
-        return {"rows": [], "run_folders": [], "commands": []}
+        return NOTHING_EARLIER
     old = json.loads(path.read_text())
     if old.get("overrides", []) != overrides:
         sys.exit(f"--add: {path} was made with the overrides {old.get('overrides')}, not {overrides}")
     folders = old.get("run_folders", [])
-    return {"rows": [r for r in old["rows"] if r["seed"] not in seeds],
+    machine = old.get("environment", {}).get("cpu", "unknown")  # rows from before each row named its CPU
+    return {"rows": [{**r, "cpu": r.get("cpu", machine)} for r in old["rows"] if r["seed"] not in seeds],
             "run_folders": [folders] if isinstance(folders, str) else folders,
-            "commands": [*old.get("earlier_commands", []), old["command"]]}
+            "commands": [*old.get("earlier_commands", []), old["command"]],
+            "environments": [*old.get("earlier_environments", []), old.get("environment", {})]}
 
 
 def main() -> None:

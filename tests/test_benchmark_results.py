@@ -24,9 +24,11 @@ def test_save_writes_the_file_whole_and_leaves_no_partial_file(results):
 def test_add_keeps_the_rows_of_seeds_not_run_again(results):
     row = lambda seed: {"seed": seed, "test acc": 0.9}  # noqa: E731
     common.save("preset-x", {"overrides": ["epochs=2"], "rows": [row(0), row(1)], "run_folders": "/tmp/a"})
+    machine = json.loads((results / "preset-x.json").read_text())["environment"]["cpu"]
     earlier = presets.earlier_runs("preset-x", [1, 2], ["epochs=2"])
-    assert earlier["rows"] == [row(0)]  # seed 1 is run again: its new row replaces the old one
+    assert earlier["rows"] == [{**row(0), "cpu": machine}]  # seed 1 is run again: its new row replaces the old one
     assert earlier["run_folders"] == ["/tmp/a"] and len(earlier["commands"]) == 1
+    assert [e["cpu"] for e in earlier["environments"]] == [machine]  # each row keeps the machine it ran on
     assert presets.earlier_runs("preset-y", [0], [])["rows"] == []  # no file yet
 
 

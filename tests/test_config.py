@@ -1,9 +1,11 @@
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
 import yaml
 
+from trainlab.build import eval_batch_size
 from trainlab.config import SEED_MAX, SEED_MIN, ExperimentConfig, apply_overrides, list_presets, load_config, parse_override
 from trainlab.errors import ConfigError
 
@@ -264,3 +266,23 @@ def test_the_saved_config_reads_the_same_data_root_from_another_folder(tmp_path,
     monkeypatch.chdir(tmp_path / "elsewhere")
     again, _ = load_config(saved)
     assert again.data.root == str(tmp_path / "project" / "pets") and again == config
+
+
+@pytest.mark.parametrize(("model", "data", "expected"), [
+    ("{name: workshop_cnn}", "{name: cifar10}", 512),                   # the model sees the 32x32 images
+    ("{name: vgg16, input_size: 64}", "{name: cifar10}", 128),          # the pixels of 512 images of 32x32
+    ("{name: efficientnet_lite0, input_size: 128}", "{name: cifar10}", 32),
+    ("{name: efficientnet_lite0, input_size: 128}", "{name: cifar10, eval_batch_size: 100}", 100),  # a set size is kept
+])
+def test_the_default_evaluation_batch_holds_as_many_pixels_as_512_images_of_32x32(tmp_path, model, data, expected):
+    path = tmp_path / "config.yaml"
+    path.write_text(f"data: {data}\nmodel: {model}\n")
+    config, _ = load_config(str(path))
+    assert eval_batch_size(config) == expected
+
+
+def test_the_default_evaluation_batch_follows_the_datasets_image_size():
+    config, _ = load_config("workshop/task1")
+    assert eval_batch_size(config, SimpleNamespace(image_shape=(3, 64, 64))) == 128  # an image folder at 64x64
+    assert eval_batch_size(config, SimpleNamespace(image_shape=(1, 8, 8))) == 512  # small images: at most 512
+    assert eval_batch_size(config, SimpleNamespace()) == 512  # texts and tables have no pixels

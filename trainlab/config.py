@@ -57,7 +57,10 @@ class BuilderSection(Section):
 class DataConfig(BuilderSection):
     name: str = Field("digits", description="registered dataset (`trainlab list datasets`)")
     batch_size: int = Field(64, gt=0, description="training examples per step")
-    eval_batch_size: int = Field(512, gt=0, description="examples per batch when evaluating (512 is fastest for small CNNs on a CPU)")
+    eval_batch_size: int | None = Field(
+        None, gt=0, description="examples per batch when evaluating; default: 512 (fastest for small CNNs on a CPU), fewer "
+        "for images larger than 32x32 (or resized by `model.input_size`): as many as hold the pixels of 512 of 32x32"
+    )
     val_size: float = Field(
         0.1, gt=0, description="validation part of the training set: a fraction (< 1) or a count of images (>= 1)"
     )

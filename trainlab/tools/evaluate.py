@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from trainlab.config import ExperimentConfig, load_config, parse_override
-from trainlab.build import load_data
+from trainlab.build import eval_batch_size, load_data
 from trainlab.data import DATASETS, Loader, prepare_test
 from trainlab.data.preprocess import PREPROCESS_JSON
 from trainlab.errors import ConfigError, DataError, UsageError
@@ -82,7 +82,7 @@ def load_test_split(
     with _pointing_at_moved_data(folder, config, overrides, command):
         dataset = DATASETS.build(config.data.name, test_only=True, **config.data.args)
     try:
-        test = prepare_test(dataset, predictor.preprocess, batch_size=config.data.eval_batch_size,
+        test = prepare_test(dataset, predictor.preprocess, batch_size=eval_batch_size(config, dataset),
                             device=predictor.placement.device, channels_last=predictor.placement.channels_last)  # fmt: skip
     except DataError as e:
         raise (UsageError if overrides else DataError)(f"{e}{' (with ' + ' '.join(overrides) + ')' if overrides else ''}") from None
