@@ -278,11 +278,15 @@ def test_the_default_evaluation_batch_holds_as_many_pixels_as_512_images_of_32x3
     path = tmp_path / "config.yaml"
     path.write_text(f"data: {data}\nmodel: {model}\n")
     config, _ = load_config(str(path))
-    assert eval_batch_size(config) == expected
+    assert eval_batch_size(config, SimpleNamespace(image_shape=(3, 32, 32))) == expected
 
 
-def test_the_default_evaluation_batch_follows_the_datasets_image_size():
+def test_the_default_evaluation_batch_follows_the_datasets_image_size(tmp_path):
     config, _ = load_config("workshop/task1")
     assert eval_batch_size(config, SimpleNamespace(image_shape=(3, 64, 64))) == 128  # an image folder at 64x64
     assert eval_batch_size(config, SimpleNamespace(image_shape=(1, 8, 8))) == 512  # small images: at most 512
     assert eval_batch_size(config, SimpleNamespace()) == 512  # texts and tables have no pixels
+    path = tmp_path / "config.yaml"
+    path.write_text("data: {name: cifar10}\nmodel: {name: efficientnet_lite0, input_size: 128}\n")
+    resized, _ = load_config(str(path))
+    assert eval_batch_size(resized, SimpleNamespace()) == 512  # an input_size is pixels only for image data

@@ -54,8 +54,10 @@ def eval_batch_size(config: ExperimentConfig, dataset: Any = None) -> int:
     batches of 512 evaluate 3x slower on a CPU than batches of 32, their activations out of the caches."""
     if config.data.eval_batch_size is not None:
         return config.data.eval_batch_size
-    size, shape = config.model.args.get("input_size"), getattr(dataset, "image_shape", None)  # texts and tables: none
-    pixels = size * size if isinstance(size, int) else (shape[-2] * shape[-1] if shape else 0)
+    shape, size = getattr(dataset, "image_shape", None), config.model.args.get("input_size")
+    if shape is None:  # texts and tables (where a model's input_size is no square of pixels)
+        return EVAL_BATCH_SIZE
+    pixels = size * size if isinstance(size, int) else shape[-2] * shape[-1]
     return max(8, min(EVAL_BATCH_SIZE, EVAL_BATCH_PIXELS // max(pixels, 1)))
 
 
