@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import statistics
 import sys
 import time
@@ -26,16 +25,14 @@ def save(name: str, figures: dict[str, Any], environment_extra: dict[str, Any] |
     """benchmarks/results/NAME.json: the figures, the command and the machine (with `environment_extra`)."""
     from trainlab.run_folder import environment
     from trainlab.engine.device import resolve_placement
+    from trainlab.utils.io import write_json
 
     env = environment(seed=0, placement=resolve_placement())
     figures = {"benchmark": name, "command": " ".join(["python -m", f"benchmarks.{Path(sys.argv[0]).stem}", *sys.argv[1:]]), **figures,
                "environment": {k: env[k] for k in ("cpu", "cpu_count", "torch_threads", "packages", "git_commit", "started")}
                | (environment_extra or {})}
-    RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"{name}.json"
-    partial = path.parent / f"{path.name}.partial"
-    partial.write_text(json.dumps(figures, indent=2) + "\n")
-    partial.replace(path)  # a benchmark stopped while writing leaves the previous file whole
+    write_json(path, figures)  # a benchmark stopped while writing leaves the previous file whole
     return path
 
 

@@ -97,6 +97,8 @@ def draw(results: list[dict], path: Path, machine: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from trainlab.utils.io import atomic_path
+
     with plt.rc_context({"svg.fonttype": "none", "svg.hashsalt": "trainlab"}):
         figure, axes = plt.subplots(figsize=(7, 4.5))
         colours = {}
@@ -111,10 +113,9 @@ def draw(results: list[dict], path: Path, machine: str) -> None:
         axes.set(xlabel=f"wall time on {machine} (minutes)", ylabel="CIFAR-10 test accuracy", ylim=(0.4, 1.0))
         axes.legend(loc="lower right")
         figure.tight_layout()
-        partial = path.with_name(f"{path.name}.partial")
-        figure.savefig(partial, format="svg", metadata={"Date": None})
+        with atomic_path(path) as partial:
+            figure.savefig(partial, format="svg", metadata={"Date": None})
         plt.close(figure)
-    partial.replace(path)
 
 
 def main() -> None:
