@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import statistics
 import sys
 import time
@@ -34,6 +35,19 @@ def save(name: str, figures: dict[str, Any], environment_extra: dict[str, Any] |
     path = RESULTS / f"{name}.json"
     write_json(path, figures)  # a benchmark stopped while writing leaves the previous file whole
     return path
+
+
+def earlier_results(name: str, overrides: list[str]) -> dict | None:
+    """benchmarks/results/NAME.json as an earlier run left it, for --add (None without one). A file made with other
+    overrides is refused: its figures measure another experiment."""
+    path = RESULTS / f"{name}.json"
+    if not path.is_file():
+        return None
+    earlier = json.loads(path.read_text())
+    if earlier.get("overrides", []) != overrides:
+        raise SystemExit(f"--add: {path} was made with --set {' '.join(earlier.get('overrides', [])) or '(nothing)'}, "
+                         f"not {' '.join(overrides) or '(nothing)'}; give the results another name")  # fmt: skip
+    return earlier
 
 
 def table(rows: list[dict[str, Any]]) -> str:

@@ -7,7 +7,8 @@ image caches are built first, so wall time is training + testing + the run folde
 Figures go to benchmarks/results/preset-<preset>.json, one file per preset (preset-<preset>-<label>.json
 with --label, for a variant: --set model.pooling=cls --label cls); the run folders stay in a temporary folder
 whose path the file records, and each row the CPU it ran on. --add keeps the file's rows of the seeds not run now,
-for seeds run at different times (on different machines, too: the wall times then say little together):
+for seeds run at different times (on different machines, too: wall times are summed up by CPU), as long as the
+preset and overrides give the config the file recorded:
 
     python -m benchmarks.presets transfer/efficientnet_finetune --seeds 0
     python -m benchmarks.presets transfer/efficientnet_finetune --seeds 1 2 --add
@@ -22,19 +23,22 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
-from benchmarks.common import RESULTS, save, table, timed
+from benchmarks.common import earlier_results, save, table, timed
 from trainlab.config import load_config
 from trainlab.data import DATASETS
 from trainlab.utils.machine import cpu_name
 
+PER_RUN = ("seed", "name", "output_dir", "progress")  # config fields that may differ between the seeds of one experiment
 NOTHING_EARLIER = {"rows": [], "run_folders": [], "commands": [], "environments": []}
 
 
 def run_preset(preset: str, seeds: list[int], overrides: list[str], label: str | None = None, add: bool = False) -> dict:
     name = f"preset-{preset.replace('/', '-')}{'-' + label if label else ''}"
-    earlier = earlier_runs(name, seeds, overrides) if add else NOTHING_EARLIER
     config, _ = load_config(preset, overrides)
+    experiment = {k: v for k, v in config.to_dict().items() if k not in PER_RUN}
+    earlier = earlier_runs(name, seeds, overrides, experiment) if add else NOTHING_EARLIER
     DATASETS.build(config.data.name, **config.data.args)  # decode and cache outside the timed runs
     out = Path(tempfile.mkdtemp())
     rows = []
@@ -50,12 +54,7 @@ def run_preset(preset: str, seeds: list[int], overrides: list[str], label: str |
                      "epochs": record["epochs_completed"], "test acc": record["test_acc"],
                      "macro F1": record["test_macro_f1"], "best epoch": record["best_epoch"], "cpu": cpu_name()})
         print(f"{preset} seed {seed}: test accuracy {record['test_acc']:.4f} in {seconds:.0f} s", flush=True)
-    rows = sorted(earlier["rows"] + rows, key=lambda r: r["seed"])
-    accs, f1s = [r["test acc"] for r in rows], [r["macro F1"] for r in rows]
-    summary = {"preset": preset, "overrides": overrides, "seeds": [r["seed"] for r in rows], "test_acc_mean": statistics.mean(accs),
-               "test_acc_std": statistics.pstdev(accs), "test_macro_f1_mean": statistics.mean(f1s),
-               "test_macro_f1_std": statistics.pstdev(f1s), "wall_s_mean": statistics.mean(r["wall s"] for r in rows),
-               "wall_s_max": max(r["wall s"] for r in rows), "rows": rows}
+    summary = {"preset": preset, "overrides": overrides, "config": experiment, **summarize(earlier["rows"] + rows)}
     summary["run_folders"] = [*earlier["run_folders"], str(out)] if add else str(out)
     if add:
         summary["earlier_commands"], summary["earlier_environments"] = earlier["commands"], earlier["environments"]
@@ -63,21 +62,56 @@ def run_preset(preset: str, seeds: list[int], overrides: list[str], label: str |
     return summary
 
 
-def earlier_runs(name: str, seeds: list[int], overrides: list[str]) -> dict:
+def summarize(rows: list[dict]) -> dict:
+    """Test accuracy and macro F1 over the seeds (mean and population std), and wall times by CPU: seeds run on
+    different machines are scored together, but their times are only compared within one machine."""
+    rows = sorted(rows, key=lambda r: r["seed"])
+    accs, f1s = [r["test acc"] for r in rows], [r["macro F1"] for r in rows]
+    by_cpu: dict[str, list[float]] = {}
+    for row in rows:
+        by_cpu.setdefault(row.get("cpu", "unknown"), []).append(row["wall s"])
+    return {"seeds": [r["seed"] for r in rows], "test_acc_mean": statistics.mean(accs), "test_acc_std": statistics.pstdev(accs),
+            "test_macro_f1_mean": statistics.mean(f1s), "test_macro_f1_std": statistics.pstdev(f1s),
+            "wall_s_by_cpu": {cpu: {"runs": len(times), "mean": statistics.mean(times), "max": max(times)}
+                              for cpu, times in by_cpu.items()},
+            "rows": rows}
+
+
+def earlier_runs(name: str, seeds: list[int], overrides: list[str], experiment: dict | None = None) -> dict:
     """The rows, run folders, commands and machines of `name`'s result file for the seeds other than `seeds` (none without a
-    file); a file made with other overrides is refused, as its rows measure another experiment."""
-    path = RESULTS / f"{name}.json"
-    if not path.is_file():
+    file). A file made with other overrides, or from a preset that has changed since (its recorded config is not
+    `experiment`), is refused: its rows measure another experiment."""
+    old = earlier_results(name, overrides)
+    if old is None:
         return NOTHING_EARLIER
-    old = json.loads(path.read_text())
-    if old.get("overrides", []) != overrides:
-        sys.exit(f"--add: {path} was made with the overrides {old.get('overrides')}, not {overrides}")
+    difference = first_difference(old["config"], experiment) if experiment is not None and "config" in old else None
+    if difference:
+        key, was, now = difference
+        sys.exit(f"--add: benchmarks/results/{name}.json was made with {key}: {was}, but the preset now gives {key}: {now}; "
+                 "run every seed again without --add, or give the new figures a --label")  # fmt: skip
     folders = old.get("run_folders", [])
     machine = old.get("environment", {}).get("cpu", "unknown")  # rows from before each row named its CPU
     return {"rows": [{**r, "cpu": r.get("cpu", machine)} for r in old["rows"] if r["seed"] not in seeds],
             "run_folders": [folders] if isinstance(folders, str) else folders,
             "commands": [*old.get("earlier_commands", []), old["command"]],
             "environments": [*old.get("earlier_environments", []), old.get("environment", {})]}
+
+
+def wall_times(summary: dict) -> str:
+    return "; ".join(f"{t['mean']:.0f} s per run on {cpu} (slowest {t['max']:.0f} s, {t['runs']} run(s))"
+                     for cpu, t in summary["wall_s_by_cpu"].items())
+
+
+def first_difference(a: Any, b: Any, key: str = "") -> tuple[str, Any, Any] | None:
+    """The first dotted key where two configs differ, with both values; None if they agree. A key only one has is a
+    field that trainlab gained or lost in between, whose default keeps the behaviour of before: it is not a difference."""
+    if not (isinstance(a, dict) and isinstance(b, dict)):
+        return None if a == b else (key, a, b)
+    for k in [k for k in a if k in b]:
+        found = first_difference(a[k], b[k], f"{key}.{k}" if key else k)
+        if found:
+            return found
+    return None
 
 
 def main() -> None:
@@ -93,7 +127,8 @@ def main() -> None:
     for s in summaries:
         print(f"{s['preset']}: test accuracy {100 * s['test_acc_mean']:.2f} ± {100 * s['test_acc_std']:.2f} %, macro F1 "
               f"{s['test_macro_f1_mean']:.4f} ± {s['test_macro_f1_std']:.4f} over {len(s['seeds'])} seed(s); "
-              f"{s['wall_s_mean']:.0f} s per run (slowest {s['wall_s_max']:.0f} s)")
+              + wall_times(s))
+
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import RESULTS, save, table
+from benchmarks.common import RESULTS, earlier_results, save, table
 
 PRESETS = ("cifar10/fast", "workshop/task4", "cifar10/preact_resnet")
 THRESHOLDS = (0.80, 0.85, 0.90, 0.94)
@@ -72,15 +72,9 @@ def one_run(preset: str, seed: int, overrides: list[str]) -> dict:
             "wall_seconds": wall, "time_to": reached}  # fmt: skip
 
 
-def earlier_runs(path, overrides: list[str], presets: list[str], seeds: list[int]) -> list[dict]:
-    """The runs of an earlier results file, which must have been made with the same overrides; those about to run
-    again are dropped."""
-    if not path.exists():
-        return []
-    earlier = json.loads(path.read_text())
-    if earlier.get("overrides", []) != overrides:
-        raise SystemExit(f"--add: {path} was made with --set {' '.join(earlier.get('overrides', [])) or '(nothing)'}, "
-                         f"not {' '.join(overrides) or '(nothing)'}; give another --name")  # fmt: skip
+def earlier_runs(name: str, overrides: list[str], presets: list[str], seeds: list[int]) -> list[dict]:
+    """The runs of results file NAME made earlier with the same overrides; those about to run again are dropped."""
+    earlier = earlier_results(name, overrides) or {"runs": []}
     return [r for r in earlier["runs"] if not (r["preset"] in presets and r["seed"] in seeds)]
 
 
@@ -135,7 +129,7 @@ def main() -> None:
         recorded = json.loads(source.read_text())
         draw(recorded["runs"], RESULTS / f"{args.name}.svg", machine(recorded))
         return
-    results = earlier_runs(RESULTS / f"{args.name}.json", args.overrides, args.presets, args.seeds) if args.add else []
+    results = earlier_runs(args.name, args.overrides, args.presets, args.seeds) if args.add else []
     for seed in args.seeds:
         for preset in args.presets:  # interleaved
             results.append(one_run(preset, seed, args.overrides))

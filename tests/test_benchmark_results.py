@@ -11,7 +11,6 @@ from benchmarks import common, presets
 def results(tmp_path, monkeypatch):
     folder = tmp_path / "results"
     monkeypatch.setattr(common, "RESULTS", folder)
-    monkeypatch.setattr(presets, "RESULTS", folder)
     return folder
 
 
@@ -51,3 +50,36 @@ def test_time_to_accuracy_curves_are_a_text_picture_drawn_the_same_each_time(tmp
     assert not list(tmp_path.glob("*.partial"))  # written whole: no partial file left behind
     assert svg.count("cifar10/fast") == 1  # one legend entry per preset, not per seed
     assert first.read_bytes() == second.read_bytes()  # a redraw changes nothing in the tracked file
+
+
+def test_seeds_from_two_machines_are_scored_together_and_timed_apart():
+    rows = [{"seed": 1, "test acc": 0.92, "macro F1": 0.91, "wall s": 400.0, "cpu": "Intel"},
+            {"seed": 0, "test acc": 0.94, "macro F1": 0.93, "wall s": 300.0, "cpu": "AMD"},
+            {"seed": 2, "test acc": 0.93, "macro F1": 0.92, "wall s": 500.0, "cpu": "Intel"}]  # fmt: skip
+    summary = presets.summarize(rows)
+    assert summary["seeds"] == [0, 1, 2] and summary["test_acc_mean"] == pytest.approx(0.93)
+    assert summary["wall_s_by_cpu"] == {"AMD": {"runs": 1, "mean": 300.0, "max": 300.0},
+                                        "Intel": {"runs": 2, "mean": 450.0, "max": 500.0}}  # fmt: skip
+    assert "450 s per run on Intel" in presets.wall_times(summary)
+
+
+def test_time_to_accuracy_add_keeps_the_other_runs_and_refuses_other_overrides(results):
+    from benchmarks.time_to_accuracy import earlier_runs
+
+    runs = [{"preset": preset, "seed": seed} for preset in ("a", "b") for seed in (0, 1)]
+    common.save("tta", {"overrides": [], "runs": runs})
+    assert earlier_runs("tta", [], ["a"], [1]) == [runs[0], runs[2], runs[3]]  # a's seed 1 runs again
+    assert earlier_runs("none-yet", [], ["a"], [0]) == []
+    with pytest.raises(SystemExit, match=r"--set \(nothing\), not epochs=4"):
+        earlier_runs("tta", ["epochs=4"], ["a"], [0])
+
+
+def test_add_refuses_a_file_whose_preset_has_changed_since(results):
+    config = {"epochs": 6, "model": {"name": "efficientnet_lite0", "input_size": 128}}
+    common.save("preset-x", {"overrides": [], "config": config, "rows": [{"seed": 0}], "run_folders": "/tmp/a"})
+    assert presets.earlier_runs("preset-x", [1], [], config)["rows"]  # the same experiment: seed 0 is kept
+    with pytest.raises(SystemExit, match="made with epochs: 6, but the preset now gives epochs: 8"):
+        presets.earlier_runs("preset-x", [1], [], {**config, "epochs": 8})
+    with pytest.raises(SystemExit, match="model.input_size: 128, but the preset now gives model.input_size: 160"):
+        presets.earlier_runs("preset-x", [1], [], {**config, "model": {"name": "efficientnet_lite0", "input_size": 160}})
+    assert presets.earlier_runs("preset-x", [1], [], {**config, "tta": "flip"})["rows"]  # a field trainlab gained since
