@@ -37,9 +37,10 @@ def save(name: str, figures: dict[str, Any], environment_extra: dict[str, Any] |
     return path
 
 
-def earlier_results(name: str, overrides: list[str]) -> dict | None:
+def earlier_results(name: str, overrides: list[str], config: dict | None = None) -> dict | None:
     """benchmarks/results/NAME.json as an earlier run left it, for --add (None without one). A file made with other
-    overrides is refused: its figures measure another experiment."""
+    overrides, or one that recorded another `config` (its preset has changed since), is refused: its figures
+    measure another experiment."""
     path = RESULTS / f"{name}.json"
     if not path.is_file():
         return None
@@ -47,7 +48,24 @@ def earlier_results(name: str, overrides: list[str]) -> dict | None:
     if earlier.get("overrides", []) != overrides:
         raise SystemExit(f"--add: {path} was made with --set {' '.join(earlier.get('overrides', [])) or '(nothing)'}, "
                          f"not {' '.join(overrides) or '(nothing)'}; give the results another name")  # fmt: skip
+    difference = first_difference(earlier["config"], config) if config is not None and "config" in earlier else None
+    if difference:
+        key, was, now = difference
+        raise SystemExit(f"--add: {path} was made with {key}: {was}, but the preset now gives {key}: {now}; "
+                         "run every seed again without --add, or give the new figures another name")  # fmt: skip
     return earlier
+
+
+def first_difference(a: Any, b: Any, key: str = "") -> tuple[str, Any, Any] | None:
+    """The first dotted key where two configs differ, with both values; None if they agree. A key only one has is a
+    field that trainlab gained or lost in between, whose default keeps the behaviour of before: it is not a difference."""
+    if not (isinstance(a, dict) and isinstance(b, dict)):
+        return None if a == b else (key, a, b)
+    for k in [k for k in a if k in b]:
+        found = first_difference(a[k], b[k], f"{key}.{k}" if key else k)
+        if found:
+            return found
+    return None
 
 
 def table(rows: list[dict[str, Any]]) -> str:

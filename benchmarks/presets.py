@@ -23,7 +23,6 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
 
 from benchmarks.common import earlier_results, save, table, timed
 from trainlab.config import load_config
@@ -81,14 +80,9 @@ def earlier_runs(name: str, seeds: list[int], overrides: list[str], experiment: 
     """The rows, run folders, commands and machines of `name`'s result file for the seeds other than `seeds` (none without a
     file). A file made with other overrides, or from a preset that has changed since (its recorded config is not
     `experiment`), is refused: its rows measure another experiment."""
-    old = earlier_results(name, overrides)
+    old = earlier_results(name, overrides, experiment)
     if old is None:
         return NOTHING_EARLIER
-    difference = first_difference(old["config"], experiment) if experiment is not None and "config" in old else None
-    if difference:
-        key, was, now = difference
-        sys.exit(f"--add: benchmarks/results/{name}.json was made with {key}: {was}, but the preset now gives {key}: {now}; "
-                 "run every seed again without --add, or give the new figures a --label")  # fmt: skip
     folders = old.get("run_folders", [])
     machine = old.get("environment", {}).get("cpu", "unknown")  # rows from before each row named its CPU
     return {"rows": [{**r, "cpu": r.get("cpu", machine)} for r in old["rows"] if r["seed"] not in seeds],
@@ -100,18 +94,6 @@ def earlier_runs(name: str, seeds: list[int], overrides: list[str], experiment: 
 def wall_times(summary: dict) -> str:
     return "; ".join(f"{t['mean']:.0f} s per run on {cpu} (slowest {t['max']:.0f} s, {t['runs']} run(s))"
                      for cpu, t in summary["wall_s_by_cpu"].items())
-
-
-def first_difference(a: Any, b: Any, key: str = "") -> tuple[str, Any, Any] | None:
-    """The first dotted key where two configs differ, with both values; None if they agree. A key only one has is a
-    field that trainlab gained or lost in between, whose default keeps the behaviour of before: it is not a difference."""
-    if not (isinstance(a, dict) and isinstance(b, dict)):
-        return None if a == b else (key, a, b)
-    for k in [k for k in a if k in b]:
-        found = first_difference(a[k], b[k], f"{key}.{k}" if key else k)
-        if found:
-            return found
-    return None
 
 
 def main() -> None:
@@ -128,7 +110,6 @@ def main() -> None:
         print(f"{s['preset']}: test accuracy {100 * s['test_acc_mean']:.2f} ± {100 * s['test_acc_std']:.2f} %, macro F1 "
               f"{s['test_macro_f1_mean']:.4f} ± {s['test_macro_f1_std']:.4f} over {len(s['seeds'])} seed(s); "
               + wall_times(s))
-
 
 
 if __name__ == "__main__":
