@@ -24,8 +24,8 @@ def median(values: list[float]) -> float:
 
 def save(name: str, figures: dict[str, Any], environment_extra: dict[str, Any] | None = None) -> Path:
     """benchmarks/results/NAME.json: the figures, the command and the machine (with `environment_extra`)."""
-    from trainlab.run_folder import environment
     from trainlab.engine.device import resolve_placement
+    from trainlab.run_folder import environment
     from trainlab.utils.io import write_json
 
     env = environment(seed=0, placement=resolve_placement())
@@ -35,6 +35,14 @@ def save(name: str, figures: dict[str, Any], environment_extra: dict[str, Any] |
     path = RESULTS / f"{name}.json"
     write_json(path, figures)  # a benchmark stopped while writing leaves the previous file whole
     return path
+
+
+PER_RUN = ("seed", "name", "output_dir", "progress")  # config fields that may differ between the seeds of one experiment
+
+
+def experiment_of(config) -> dict:
+    """What a resolved trainlab config runs, as a dict: every field but those that differ from seed to seed."""
+    return {k: v for k, v in config.to_dict().items() if k not in PER_RUN}
 
 
 def earlier_results(name: str, overrides: list[str], config: dict | None = None) -> dict | None:
@@ -48,12 +56,19 @@ def earlier_results(name: str, overrides: list[str], config: dict | None = None)
     if earlier.get("overrides", []) != overrides:
         raise SystemExit(f"--add: {path} was made with --set {' '.join(earlier.get('overrides', [])) or '(nothing)'}, "
                          f"not {' '.join(overrides) or '(nothing)'}; give the results another name")  # fmt: skip
-    difference = first_difference(earlier["config"], config) if config is not None and "config" in earlier else None
-    if difference:
-        key, was, now = difference
-        raise SystemExit(f"--add: {path} was made with {key}: {was}, but the preset now gives {key}: {now}; "
-                         "run every seed again without --add, or give the new figures another name")  # fmt: skip
+    if config is not None and "config" in earlier:
+        refuse_a_changed_preset(name, earlier["config"], config)
     return earlier
+
+
+def refuse_a_changed_preset(name: str, recorded: dict, now: dict, preset: str = "the preset") -> None:
+    """SystemExit naming the first field where a config that results file NAME recorded differs from what the preset
+    gives now."""
+    difference = first_difference(recorded, now)
+    if difference:
+        key, was, given = difference
+        raise SystemExit(f"--add: {RESULTS / f'{name}.json'} was made with {key}: {was}, but {preset} now gives "
+                         f"{key}: {given}; run every seed again without --add, or give the new figures another name")
 
 
 def first_difference(a: Any, b: Any, key: str = "") -> tuple[str, Any, Any] | None:

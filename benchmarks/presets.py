@@ -24,19 +24,18 @@ import sys
 import tempfile
 from pathlib import Path
 
-from benchmarks.common import earlier_results, save, table, timed
+from benchmarks.common import earlier_results, experiment_of, save, table, timed
 from trainlab.config import load_config
 from trainlab.data import DATASETS
 from trainlab.utils.machine import cpu_name
 
-PER_RUN = ("seed", "name", "output_dir", "progress")  # config fields that may differ between the seeds of one experiment
 NOTHING_EARLIER = {"rows": [], "run_folders": [], "commands": [], "environments": []}
 
 
 def run_preset(preset: str, seeds: list[int], overrides: list[str], label: str | None = None, add: bool = False) -> dict:
     name = f"preset-{preset.replace('/', '-')}{'-' + label if label else ''}"
     config, _ = load_config(preset, overrides)
-    experiment = {k: v for k, v in config.to_dict().items() if k not in PER_RUN}
+    experiment = experiment_of(config)
     earlier = earlier_runs(name, seeds, overrides, experiment) if add else NOTHING_EARLIER
     DATASETS.build(config.data.name, **config.data.args)  # decode and cache outside the timed runs
     out = Path(tempfile.mkdtemp())

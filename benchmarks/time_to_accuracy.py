@@ -11,7 +11,8 @@ stops for those extra tests, so the times are those of the run alone. A point of
 that epoch plus one test: what a run stopped there would have taken. A threshold a run never reaches is "-".
 Results: benchmarks/results/NAME.json and the curves NAME.svg (NAME: `--name`, time_to_accuracy by default; SVG is text,
 so the README shows the tracked picture); `--add` keeps the runs already in NAME.json (made with the same `--set`) and
-adds these, so seeds can be run a few at a time; `--draw` only draws NAME.json again. Run it alone.
+adds these, so seeds can be run a few at a time, and refuses if a preset no longer gives the config a run recorded;
+each run records its CPU too. `--draw` only draws NAME.json again. Run it alone.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import RESULTS, earlier_results, save, table
+from benchmarks.common import RESULTS, earlier_results, experiment_of, refuse_a_changed_preset, save, table
 
 PRESETS = ("cifar10/fast", "workshop/task4", "cifar10/preact_resnet")
 THRESHOLDS = (0.80, 0.85, 0.90, 0.94)
@@ -60,6 +61,7 @@ def one_run(preset: str, seed: int, overrides: list[str]) -> dict:
 
     from trainlab.config import load_config
     from trainlab.experiment import run_experiment
+    from trainlab.utils.machine import cpu_name
 
     started = time.perf_counter()
     config, source = load_config(preset, [f"seed={seed}", "progress=false", f"output_dir={tempfile.mkdtemp()}", *overrides])
@@ -69,13 +71,26 @@ def one_run(preset: str, seed: int, overrides: list[str]) -> dict:
     record = folder.read_run()
     reached = {f"{t:.0%}": next((s for s, acc in curve.points if acc >= t), None) for t in THRESHOLDS}
     return {"preset": preset, "seed": seed, "curve": curve.points, "final_test_acc": record["test_acc"],
-            "wall_seconds": wall, "time_to": reached}  # fmt: skip
+            "wall_seconds": wall, "time_to": reached, "cpu": cpu_name(), "config": experiment_of(config)}  # fmt: skip
 
 
-def earlier_runs(name: str, overrides: list[str], presets: list[str], seeds: list[int]) -> list[dict]:
-    """The runs of results file NAME made earlier with the same overrides; those about to run again are dropped."""
+def earlier_runs(name: str, overrides: list[str], presets: list[str], seeds: list[int], experiment=None) -> list[dict]:
+    """The runs of results file NAME made earlier with the same overrides; those about to run again are dropped. A run
+    that recorded its config must have the one its preset gives now (`experiment(preset, overrides)`), or its curve
+    measures another experiment: refused."""
     earlier = earlier_results(name, overrides) or {"runs": []}
-    return [r for r in earlier["runs"] if not (r["preset"] in presets and r["seed"] in seeds)]
+    kept = [r for r in earlier["runs"] if not (r["preset"] in presets and r["seed"] in seeds)]
+    experiment, now = experiment or current_experiment, {}
+    for run in [r for r in kept if "config" in r]:  # runs from before the runs recorded their config are kept unchecked
+        now.setdefault(run["preset"], experiment(run["preset"], overrides))
+        refuse_a_changed_preset(name, run["config"], now[run["preset"]], run["preset"])
+    return kept
+
+
+def current_experiment(preset: str, overrides: list[str]) -> dict:
+    from trainlab.config import load_config
+
+    return experiment_of(load_config(preset, overrides)[0])
 
 
 def machine(record: dict) -> str:

@@ -83,3 +83,18 @@ def test_add_refuses_a_file_whose_preset_has_changed_since(results):
     with pytest.raises(SystemExit, match="model.input_size: 128, but the preset now gives model.input_size: 160"):
         presets.earlier_runs("preset-x", [1], [], {**config, "model": {"name": "efficientnet_lite0", "input_size": 160}})
     assert presets.earlier_runs("preset-x", [1], [], {**config, "tta": "flip"})["rows"]  # a field trainlab gained since
+
+
+def test_time_to_accuracy_add_refuses_a_run_whose_preset_has_changed_since(results):
+    from benchmarks.time_to_accuracy import earlier_runs
+
+    config = {"epochs": 10, "model": {"name": "resnet_fast"}}
+    runs = [{"preset": "a", "seed": 0, "config": config}, {"preset": "b", "seed": 0, "config": config},
+            {"preset": "b", "seed": 1}]  # fmt: skip  (b's seed 1 ran before the runs recorded their config)
+    common.save("tta", {"overrides": [], "runs": runs})
+    now = {"a": config, "b": config}
+    assert earlier_runs("tta", [], ["a"], [1], lambda preset, overrides: now[preset]) == runs
+    now["b"] = {**config, "epochs": 12}
+    with pytest.raises(SystemExit, match="made with epochs: 10, but b now gives epochs: 12"):
+        earlier_runs("tta", [], ["a"], [1], lambda preset, overrides: now[preset])
+    assert earlier_runs("tta", [], ["b"], [0], lambda preset, overrides: now[preset]) == [runs[0], runs[2]]  # b runs again
