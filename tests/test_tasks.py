@@ -11,7 +11,7 @@ import torch
 from sklearn.metrics import r2_score, roc_auc_score
 
 import trainlab
-from tests.test_cli import assert_user_error, trainlab as trainlab_command
+from tests.test_cli import trainlab as trainlab_command
 from trainlab.engine.tasks import Binary, Classification, Regression
 from trainlab.errors import ConfigError
 from trainlab.evaluation.task_results import read_regression_predictions
@@ -130,7 +130,7 @@ def test_the_task_objects_score_as_scikit_learn_does():
 
 def test_doctor_measures_a_binary_and_a_regression_model_against_their_own_guesses(binary_csv, linear_csv, tmp_path):
     for path, target, task in ((binary_csv, "answer", "binary"), (linear_csv, "y", "regression")):
-        result = trainlab_command("doctor", f"data.name=csv", f"data.path={path}", f"data.target={target}", f"task={task}",
+        result = trainlab_command("doctor", "data.name=csv", f"data.path={path}", f"data.target={target}", f"task={task}",
                                   "model.name=table_mlp", "--only", "initial_loss,data", "--output", str(tmp_path / task))  # fmt: skip
         assert result.returncode == 0, result.stderr + result.stdout
         checks = {c["name"]: c for c in json.loads((tmp_path / task / "doctor.json").read_text())["checks"]}

@@ -28,7 +28,7 @@ def test_the_least_recently_used_files_go_until_the_cache_fits(tmp_path, monkeyp
     removed = prune(folder, keep=new, say=said.append)
 
     assert removed == [older, old]  # 4 MB -> at most 2.5 MB: the two oldest uses go
-    assert sorted(p.name for p in folder.iterdir()) == ["new.npy", "recent.npy"]
+    assert sorted(p.name for p in folder.iterdir()) == ["new.npy", "recent.npy"] and recent.exists()
     assert "removed 2 least recently used file(s)" in said[0] and "2.5 MB" not in said[0] and "0.0025 GB" in said[0]
 
 

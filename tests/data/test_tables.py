@@ -3,7 +3,6 @@ trains, predicts and evaluates from its folder."""
 
 import hashlib
 import json
-import warnings
 
 import numpy as np
 import pandas as pd

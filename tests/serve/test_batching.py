@@ -5,7 +5,6 @@ import asyncio
 
 import httpx
 import numpy as np
-import pytest
 import torch
 
 from tests.serve.conftest import digit_images

@@ -1,7 +1,6 @@
 """trainlab summary (summary.py, and trace.py under it): counts checked against the Keras deck, torchvision's VGG16,
 torchinfo and the formula of each layer."""
 
-import json
 import re
 import subprocess
 import sys

@@ -23,11 +23,11 @@ from typing import Any
 import yaml
 
 from trainlab.config import ConfigSource, ExperimentConfig, load_raw_config, validate_config
+from trainlab.config.sweep import SweepConfig
 from trainlab.engine.monitor import Monitor
 from trainlab.engine.tasks import task_monitor
 from trainlab.errors import ConfigError, UsageError
 from trainlab.run_folder import RunFolder
-from trainlab.sweep_config import SweepConfig
 from trainlab.tools.sweep.space import SearchSpace, with_values
 from trainlab.utils.io import write_json, write_text
 

@@ -20,8 +20,8 @@ import yaml
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 
 from trainlab.config import ConfigSource, ExperimentConfig, validate_config
+from trainlab.config.sweep import Range, SweepConfig
 from trainlab.errors import ConfigError
-from trainlab.sweep_config import Range, SweepConfig
 from trainlab.utils.records import flatten
 
 
