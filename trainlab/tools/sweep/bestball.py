@@ -18,43 +18,17 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-import torch
 from optuna.trial import FrozenTrial, TrialState
 from rich.console import Console
 
 from trainlab.engine.monitor import Monitor
-from trainlab.engine.optim import OPTIMIZERS
-from trainlab.errors import ConfigError, TrainlabError, UsageError
+from trainlab.errors import TrainlabError, UsageError
 from trainlab.experiment import run_experiment
 from trainlab.run_folder import RunFolder
 from trainlab.tools.sweep.callbacks import EpochSettings, ReportMetric, StopAfterEpoch
-from trainlab.tools.sweep.folder import Sweep
+from trainlab.tools.sweep.folder import Sweep, open_storage
 from trainlab.tools.sweep.trials import interrupted, planned_params, state_name
 from trainlab.utils.records import flatten
-
-
-def check_bestball(sweep: Sweep, where: str) -> None:
-    """Best-ball changes settings between epochs: only the optimizer's float settings, each given a range."""
-    config = sweep.config
-    probe = OPTIMIZERS.build(config.optimizer.name, [torch.nn.Parameter(torch.zeros(1))], **config.optimizer.args)
-    settable = sorted(k for k, v in probe.param_groups[0].items() if type(v) is float)
-    for field, dimension in sweep.space.dimensions.items():
-        key = field.removeprefix("optimizer.")
-        if key == field or key not in settable:
-            raise ConfigError(
-                f"{where}: sweep.space.{field}: best-ball changes settings between epochs, which it can do for the "
-                f"optimizer's {', '.join('optimizer.' + k for k in settable)}; not for {field}"
-            )
-        if dimension.range is None or dimension.integer or dimension.range.step is not None:
-            raise ConfigError(
-                f"{where}: sweep.space.{field}: best-ball multiplies the setting by the factors "
-                f"{sweep.settings.factors}: give it a float range {{low, high}} to stay within"
-            )
-    if config.early_stopping.enabled:
-        raise ConfigError(f"{where}: best-ball trains each ball one epoch: set early_stopping.enabled: false")
-    if sweep.settings.pruner not in (None, "none"):
-        raise ConfigError(f"{where}: sweep.pruner: best-ball keeps each epoch's best ball and drops the others itself; set pruner: none")
-
 
 # ---------------------------------------------------------------------------------------- the search
 
@@ -177,8 +151,6 @@ def lineage_record(sweep: Sweep, trials: list[FrozenTrial]) -> dict[str, Any]:
 def replay(path: Path, console: Console, storage_url: str | None = None) -> tuple[RunFolder, float, FrozenTrial]:
     """`trainlab sweep --replay DIR`: train the final ball's schedule from scratch as one run in DIR/runs.
     Returns the run, its metric after the last scheduled epoch, and the final ball."""
-    from trainlab.tools.sweep.study import open_storage
-
     sweep = Sweep.open(path, storage_url)
     if sweep.method != "bestball":
         raise UsageError(f"--replay: {path} is a {sweep.method} sweep; replay takes a best-ball sweep (best.yaml reruns the best trial)")

@@ -20,11 +20,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import optuna
+import torch
 import yaml
 
 from trainlab.config import ConfigSource, ExperimentConfig, load_raw_config, validate_config
 from trainlab.config.sweep import SweepConfig
 from trainlab.engine.monitor import Monitor
+from trainlab.engine.optim import OPTIMIZERS
 from trainlab.engine.tasks import task_monitor
 from trainlab.errors import ConfigError, UsageError
 from trainlab.run_folder import RunFolder
@@ -135,8 +138,6 @@ class Sweep:
 
     @classmethod
     def _checked(cls, raw: dict[str, Any], source: ConfigSource, origin: dict, storage_url: str | None) -> Sweep:
-        from trainlab.tools.sweep.bestball import check_bestball
-
         config = validate_config(raw, source, origin)
         base = {k: v for k, v in raw.items() if k != "sweep"}
         assert config.sweep is not None
@@ -197,3 +198,45 @@ class Sweep:
                 yield
             finally:
                 fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def check_bestball(sweep: Sweep, where: str) -> None:
+    """Best-ball changes settings between epochs: only the optimizer's float settings, each given a range."""
+    config = sweep.config
+    probe = OPTIMIZERS.build(config.optimizer.name, [torch.nn.Parameter(torch.zeros(1))], **config.optimizer.args)
+    settable = sorted(k for k, v in probe.param_groups[0].items() if type(v) is float)
+    for field, dimension in sweep.space.dimensions.items():
+        key = field.removeprefix("optimizer.")
+        if key == field or key not in settable:
+            raise ConfigError(
+                f"{where}: sweep.space.{field}: best-ball changes settings between epochs, which it can do for the "
+                f"optimizer's {', '.join('optimizer.' + k for k in settable)}; not for {field}"
+            )
+        if dimension.range is None or dimension.integer or dimension.range.step is not None:
+            raise ConfigError(
+                f"{where}: sweep.space.{field}: best-ball multiplies the setting by the factors "
+                f"{sweep.settings.factors}: give it a float range {{low, high}} to stay within"
+            )
+    if config.early_stopping.enabled:
+        raise ConfigError(f"{where}: best-ball trains each ball one epoch: set early_stopping.enabled: false")
+    if sweep.settings.pruner not in (None, "none"):
+        raise ConfigError(f"{where}: sweep.pruner: best-ball keeps each epoch's best ball and drops the others itself; set pruner: none")
+
+
+def open_storage(sweep: Sweep) -> optuna.storages.BaseStorage:
+    """The journal file in the sweep folder, or the database of `--storage`; an unreachable one is a UsageError."""
+    if sweep.storage_url is None:
+        from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+        return JournalStorage(JournalFileBackend(str(sweep.journal)))
+    url, shown = sweep.storage_url, hide_password(sweep.storage_url)
+    engine_kwargs = {"connect_args": {"connect_timeout": 10}} if url.startswith("postgresql") else {}
+    try:
+        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+    except ImportError as e:
+        raise UsageError(
+            f"--storage {shown}: its database driver is not installed ({e.name or e}); for PostgreSQL: pip install 'trainlab[postgres]'"
+        ) from None
+    except Exception as e:  # SQLAlchemy's errors for a bad URL, a refused connection, wrong credentials
+        reason = next((line for line in str(e).splitlines() if line.strip()), type(e).__name__)
+        raise UsageError(f"cannot open the study storage {shown}: {reason}") from None

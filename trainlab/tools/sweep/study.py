@@ -32,8 +32,10 @@ from rich.console import Console
 from trainlab.errors import ConfigNote, TrainlabError, UsageError
 from trainlab.experiment import run_experiment
 from trainlab.run_folder import RunFolder
+from trainlab.tools.sweep.bestball import plan_ball, run_bestball
 from trainlab.tools.sweep.callbacks import ReportMetric
-from trainlab.tools.sweep.folder import Sweep, hide_password
+from trainlab.tools.sweep.folder import Sweep, hide_password, open_storage
+from trainlab.tools.sweep.outputs import trial_line, write_outputs, write_trials_csv
 from trainlab.tools.sweep.trials import counted, interrupted, planned_params
 from trainlab.utils.io import write_text
 from trainlab.utils.processes import pid_alive
@@ -47,25 +49,6 @@ def worker_name() -> str:
 
 
 # ---------------------------------------------------------------------------------------- storage and study
-
-
-def open_storage(sweep: Sweep) -> optuna.storages.BaseStorage:
-    """The journal file in the sweep folder, or the database of `--storage`; an unreachable one is a UsageError."""
-    if sweep.storage_url is None:
-        from optuna.storages.journal import JournalFileBackend, JournalStorage
-
-        return JournalStorage(JournalFileBackend(str(sweep.journal)))
-    url, shown = sweep.storage_url, hide_password(sweep.storage_url)
-    engine_kwargs = {"connect_args": {"connect_timeout": 10}} if url.startswith("postgresql") else {}
-    try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
-    except ImportError as e:
-        raise UsageError(
-            f"--storage {shown}: its database driver is not installed ({e.name or e}); for PostgreSQL: pip install 'trainlab[postgres]'"
-        ) from None
-    except Exception as e:  # SQLAlchemy's errors for a bad URL, a refused connection, wrong credentials
-        reason = next((line for line in str(e).splitlines() if line.strip()), type(e).__name__)
-        raise UsageError(f"cannot open the study storage {shown}: {reason}") from None
 
 
 def _fingerprint(sweep: Sweep) -> dict:
@@ -177,8 +160,6 @@ def work(sweep: Sweep, storage: optuna.storages.BaseStorage, worker: int, consol
 
 def run_trial(sweep: Sweep, study: optuna.Study, trial: optuna.Trial, console: Console, out: Console) -> None:
     """One trial: a normal run with the trial's values; the sweep's metric goes to Optuna every epoch."""
-    from trainlab.tools.sweep.bestball import plan_ball
-    from trainlab.tools.sweep.outputs import trial_line, write_trials_csv
 
     name = sweep.trial_name(trial.number)
     recorder = ReportMetric(sweep.monitor, trial)
@@ -320,8 +301,6 @@ def _budget(sweep: Sweep) -> str:
 
 
 def _run(sweep: Sweep, storage: optuna.storages.BaseStorage, workers: int, console: Console) -> None:
-    from trainlab.tools.sweep.bestball import run_bestball
-    from trainlab.tools.sweep.outputs import write_outputs
 
     deadline = time.time() + sweep.settings.timeout if sweep.settings.timeout else None
     run: Callable[[], list[str]] = lambda: run_workers(sweep, storage, workers, console, deadline)  # noqa: E731
