@@ -86,6 +86,19 @@ def test_transformer_and_pretrained_vectors_run_and_coverage_is_recorded(emotion
     assert json.loads((folder / "run.json").read_text())["status"] == "finished"
 
 
+def test_a_run_on_a_glove_file_loads_from_its_folder_after_the_file_is_gone(emotion, tmp_path):
+    from trainlab.inference import Predictor
+
+    glove = tmp_path / "glove.txt"
+    glove.write_text("".join(f"{w} {i} 0.5 -1 2\n" for i, w in enumerate(["i", "feel", "happy", "sad"])))
+    folder, _ = run("model.embedding=glove", f"model.vectors={glove}", "model.embedding_dim=null", "epochs=1")
+    assert load_config(str(folder / "config.yaml"))[0].model.args["embedding_dim"] == 4  # read from the file once
+    glove.unlink()
+    predictor = Predictor.from_run(folder)
+    assert predictor.predict(["i feel happy"]).shape == (1, 6)
+    assert predictor.model.embedding.weight.shape[1] == 4
+
+
 def test_a_model_for_the_other_kind_of_data_is_a_config_error(emotion):
     with pytest.raises(ConfigError, match="model 'workshop_cnn' is built from image_size, in_channels, which dataset "
                        "'emotion' does not give; models for this data: lstm_classifier, transformer_classifier"):

@@ -86,6 +86,8 @@ def build_experiment(config: ExperimentConfig) -> Experiment:
     task = resolve_task(config, data.preprocess)  # auto -> classification or regression; loss and monitor to match
     seed_everything(config.seed)  # the initial weights depend on the seed alone, not on the data code
     model = build_model(config, data.model_inputs(), placement, example=data.example())
+    for key, value in getattr(model, "found_arguments", {}).items():  # into config.yaml: the run folder alone rebuilds it
+        setattr(config.model, key, value)
     if config.patch_whitening:
         whiten_from_training_images(model, data)
     optimizer = build_optimizer(config, model)

