@@ -129,3 +129,35 @@ def test_a_configured_rate_above_the_sweep_extends_it_past_that_rate(digits_batc
     assert check.evidence["sweep_end"] == 1e4
     assert check.status == FAIL and check.evidence["diverged_at"] <= 1e3
     assert drawn(check.figures["lr_finder"])
+
+
+# The first 28 raw losses of the old sweep on tables/diabetes (batches of 32 rows, rates 1e-7 to 1.5e-5): noise
+# alone, whose smoothed curve dipped 15 % below the starting level and came back, which read as a fall and a divergence.
+DIABETES_NOISE = [1.242, 1.013, 0.927, 1.112, 1.150, 0.745, 1.037, 1.251, 0.560, 0.779, 0.601, 1.070, 1.084, 1.543,
+                  1.191, 0.788, 1.248, 1.216, 1.059, 1.106, 0.981, 1.142, 0.954, 0.843, 0.847, 1.438, 1.340, 1.157]  # fmt: skip
+
+
+def test_a_dip_of_the_noise_is_no_fall_and_its_return_no_divergence():
+    from trainlab.tools.doctor.lr_finder import MIN_DROP, SMOOTHING, _diverged, _loss_noise, _start_level
+
+    average, best = 0.0, float("inf")
+    for step in range(len(DIABETES_NOISE)):
+        losses = DIABETES_NOISE[: step + 1]
+        average = SMOOTHING * average + (1 - SMOOTHING) * losses[-1]
+        smoothed = average / (1 - SMOOTHING ** (step + 1))
+        best = min(best, smoothed)
+        assert not _diverged(smoothed, best, losses), step
+    assert best < (1 - MIN_DROP) * _start_level(DIABETES_NOISE) and smoothed >= _start_level(DIABETES_NOISE)  # the old rule's stop
+    assert 0.15 < _loss_noise(DIABETES_NOISE) < 0.25
+
+
+def test_on_a_noisy_regression_the_suggestion_is_where_the_loss_really_falls():
+    g = torch.Generator().manual_seed(0)
+    inputs = torch.randn(4096, 10, generator=g)
+    targets = inputs @ (2 * torch.randn(10, 1, generator=g) / 10**0.5) + torch.randn(4096, 1, generator=g)  # MSE ±25 % a batch
+    batches = [(inputs[i : i + 32], targets[i : i + 32]) for i in range(0, 4096, 32)]
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(10, 32), nn.ReLU(), nn.Linear(32, 1))
+    sweep = find_lr(model, torch.optim.Adam(model.parameters(), lr=1e-3), nn.MSELoss(), iter(batches), FP32_CPU, seed=0)
+    assert sweep.fell and sweep.noise > 0.5
+    assert 1e-3 <= sweep.suggested <= 1e-1, sweep.suggested  # Adam on a small MLP: where the grid tests put it

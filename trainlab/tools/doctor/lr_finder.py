@@ -7,6 +7,12 @@ value, is not finite, or, having fallen, is back at its starting level: Adam's h
 often kill every ReLU, and the loss then returns to an even guess instead of blowing up. The
 rate where the sweep stopped is where the loss diverges.
 
+"Fallen" means below the starting level by MIN_DROP and by more than the noise: batches of a few rows of
+a regression table give losses that differ by a third from batch to batch, whose smoothed curve dips 15 %
+at rates far too small to matter. The noise is measured from the sweep itself (the median difference of
+consecutive raw losses), and a drop must exceed NOISE_MARGIN times the noise of the smoothed loss minus
+the starting level.
+
 Rule: the suggested rate is a tenth of the rate at the lowest smoothed loss ("min/10"). At the
 minimum the loss is about to blow up; a decade lower it still falls quickly and stays stable.
 It needs no derivative of a noisy curve, unlike "steepest descent", which jumps between
@@ -25,6 +31,7 @@ from __future__ import annotations
 
 import copy
 import math
+import statistics
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -45,6 +52,7 @@ START_STEPS = 5  # the first steps, at rates far too small to change anything: t
 SMOOTHING = 0.9  # EMA factor: ~10 steps, a bit more than a decade of rates; fastai's 0.98 lags 4 decades over 100 steps
 DIVERGENCE_FACTOR = 4.0  # the smoothed loss at 4x its best: diverged, stop (fastai's criterion)
 MIN_DROP = 0.02  # the smoothed loss must fall 2 % below its start (CIFAR's workshop CNN: ~4 %; the noise: < 0.5 %)
+NOISE_MARGIN = 3.0  # and by 3 standard deviations of the smoothed loss's difference from the starting level
 LR_TOLERANCE = 10.0  # a configured rate within 10x of the suggestion passes: the rule is good to about that
 RULE = "min/10: a tenth of the rate at the lowest smoothed loss"
 
@@ -57,7 +65,8 @@ class LRSweep:
     lr_at_min: float | None  # None: no finite loss before the sweep diverged
     suggested: float | None
     diverged_at: float | None  # the rate from which the loss diverges; None: not within the sweep
-    fell: bool  # whether the smoothed loss fell by MIN_DROP at all
+    fell: bool  # whether the smoothed loss fell below its start by MIN_DROP and beyond the noise
+    noise: float = 0.0  # the raw loss's standard deviation from batch to batch, as measured
     rule: str = RULE
 
     @property
@@ -97,7 +106,7 @@ def find_lr(
                 losses.append(loss)
                 smoothed.append(average / (1 - SMOOTHING ** (step + 1)))  # bias correction: the average starts at 0
                 best = min(best, smoothed[-1])
-                if _diverged(smoothed[-1], best, _start_level(losses)):
+                if _diverged(smoothed[-1], best, losses):
                     diverged_at = lr
                     break
     finally:
@@ -108,8 +117,9 @@ def find_lr(
     if not finite:
         return LRSweep(lrs, losses, smoothed, None, None, diverged_at, fell=False)
     lowest = min(finite, key=smoothed.__getitem__)
-    fell = smoothed[lowest] < (1 - MIN_DROP) * _start_level(losses)
-    return LRSweep(lrs, losses, smoothed, lrs[lowest], lrs[lowest] / 10, diverged_at, fell)
+    noise = _loss_noise(losses)
+    fell = _fell(smoothed[lowest], _start_level(losses), noise)
+    return LRSweep(lrs, losses, smoothed, lrs[lowest], lrs[lowest] / 10, diverged_at, fell, noise=noise)
 
 
 def sweep_end(configured: float) -> tuple[float, int]:
@@ -123,10 +133,27 @@ def _start_level(losses: list[float]) -> float:
     return sum(losses[:START_STEPS]) / len(losses[:START_STEPS])
 
 
-def _diverged(smoothed: float, best: float, start: float) -> bool:
-    """Not finite, DIVERGENCE_FACTOR x the best so far, or back at the starting level after falling below it."""
-    fell = best < (1 - MIN_DROP) * start
-    return not math.isfinite(smoothed) or smoothed > DIVERGENCE_FACTOR * best or (fell and smoothed >= start)
+def _loss_noise(losses: list[float]) -> float:
+    """The raw loss's standard deviation from batch to batch: the median absolute difference of consecutive finite
+    losses over 0.954 (its value for Gaussian noise), which a trend or a blow-up hardly moves; 0 before 3 steps."""
+    steps = [abs(b - a) for a, b in zip(losses, losses[1:]) if math.isfinite(a) and math.isfinite(b)]
+    return statistics.median(steps) / 0.954 if len(steps) >= 2 else 0.0
+
+
+def _fell(smoothed: float, start: float, noise: float) -> bool:
+    """Below the starting level by MIN_DROP, and by NOISE_MARGIN x the noise of (smoothed loss - starting level):
+    the starting level is a mean of START_STEPS losses, the smoothed loss an EMA of about (1+s)/(1-s) of them."""
+    spread = noise * math.sqrt(1 / START_STEPS + (1 - SMOOTHING) / (1 + SMOOTHING))
+    return smoothed < start - max(MIN_DROP * start, NOISE_MARGIN * spread)
+
+
+def _diverged(smoothed: float, best: float, losses: list[float]) -> bool:
+    """Not finite, DIVERGENCE_FACTOR x the best so far, or back at the starting level after falling below it (once
+    the starting level is measured: its first START_STEPS losses are the level itself)."""
+    if not math.isfinite(smoothed) or smoothed > DIVERGENCE_FACTOR * best:
+        return True
+    start = _start_level(losses)
+    return len(losses) > START_STEPS and _fell(best, start, _loss_noise(losses)) and smoothed >= start
 
 
 def check_lr(
@@ -139,7 +166,8 @@ def check_lr(
     sweep = find_lr(model, optimizer, loss_fn, batches, placement, seed=seed, end=end, steps=steps)
     evidence = {
         "configured_lr": configured, "suggested_lr": sweep.suggested, "rule": sweep.rule, "lr_at_min": sweep.lr_at_min,
-        "diverged_at": sweep.diverged_at, "loss_fell": sweep.fell, "steps": len(sweep.lrs), "sweep_end": end,
+        "diverged_at": sweep.diverged_at, "loss_fell": sweep.fell, "loss_noise": sweep.noise, "steps": len(sweep.lrs),
+        "sweep_end": end,
         "sweep": {"lr": sweep.lrs, "loss": sweep.losses, "smoothed": sweep.smoothed},
     }  # fmt: skip
     broken = sweep.non_finite_step
