@@ -17,7 +17,7 @@ from PIL import Image
 from benchmarks.common import save, table, timed
 from trainlab.data import data_root
 from trainlab.data.loader import ArrayLoader, channel_stats
-from trainlab.data.vision import load_image_folder
+from trainlab.data.image_folders import load_image_folder
 
 
 class JpegFiles(torch.utils.data.Dataset):

@@ -15,7 +15,7 @@ from PIL import Image
 
 from tests.conftest import TINY
 from tests.test_cli import assert_user_error, make_image_folder, trainlab
-from trainlab.data import vision
+from trainlab.data import image_folders
 
 
 def test_a_cache_folder_that_cannot_be_written_warns_once_and_the_run_trains(tmp_path, isolated, monkeypatch):
@@ -94,9 +94,9 @@ def _slow_image_folder(root: Path, per_class: int) -> Path:
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds the decoding processes in /proc")
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_ctrl_c_or_sigterm_while_decoding_exits_without_tracebacks_or_leftovers(tmp_path, isolated, signum, code):
-    if vision.usable_cores() < 2:
+    if image_folders.usable_cores() < 2:
         pytest.skip("the decode runs in a pool of processes only with 2 CPUs or more")
-    root = _slow_image_folder(tmp_path / "slow", per_class=max(1500, vision.POOL_MIN_FILES))
+    root = _slow_image_folder(tmp_path / "slow", per_class=max(1500, image_folders.POOL_MIN_FILES))
     command = [sys.executable, "-m", "trainlab", "run", "data.name=image_folder", f"data.root={root}",
                "data.image_size=16", *TINY]  # fmt: skip
     # Its own process group, which Ctrl-C in a terminal (or a job scheduler's SIGTERM) signals as a whole:

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from trainlab.data import vision
+from trainlab.data import image_folders, vision
 from trainlab.utils import io
 from trainlab.data.base import DATASETS, FIXED_SHAPES, DataWarning, dataset_shape
-from trainlab.data.vision import load_image_folder, read_image_folder
+from trainlab.data.image_folders import load_image_folder, read_image_folder
 from trainlab.errors import DataError, UsageError
 
 RED, BLUE = (255, 0, 0), (0, 0, 255)
@@ -73,7 +73,7 @@ def test_hidden_files_and_folders_are_ignored(tmp_path):
 def test_second_load_is_a_cache_hit_without_decoding(tmp_path, monkeypatch):
     root = make_split(tmp_path / "train")
     first, _ = load_image_folder(root)
-    monkeypatch.setattr(vision, "_decode_image", fail_to_decode)
+    monkeypatch.setattr(image_folders, "_decode_image", fail_to_decode)
     second, classes = load_image_folder(root)
     assert isinstance(second.images, np.memmap)
     assert classes == CLASSES
@@ -92,7 +92,7 @@ def test_touching_a_file_rebuilds_the_cache_and_drops_the_old_one(tmp_path, monk
         decoded.append(path)
         return np.zeros((4, 4, 3), np.uint8)
 
-    monkeypatch.setattr(vision, "_decode_image", counting_decode)
+    monkeypatch.setattr(image_folders, "_decode_image", counting_decode)
     arrays, _ = load_image_folder(root)
     assert len(decoded) == 5 and not isinstance(arrays.images, np.memmap)
     after = cache_files(tmp_path)
@@ -122,7 +122,7 @@ def test_folders_whose_paths_differ_only_in_punctuation_keep_their_own_caches(tm
     for root in (spaced, dashed, deep):
         load_image_folder(root)
     assert len(cache_files(tmp_path)) == 9 and max(map(len, cache_files(tmp_path))) < 100
-    monkeypatch.setattr(vision, "_decode_image", fail_to_decode)
+    monkeypatch.setattr(image_folders, "_decode_image", fail_to_decode)
     for root in (spaced, dashed, deep):
         assert isinstance(load_image_folder(root)[0].images, np.memmap), root
 
@@ -285,9 +285,9 @@ def test_missing_folder_is_a_usage_error_naming_it(tmp_path):
 def test_many_files_decode_in_a_process_pool_in_the_same_order(tmp_path, monkeypatch):
     root = make_split(tmp_path / "train", {"cat": 3, "dog": 4})
     expected, _ = read_image_folder(root)
-    monkeypatch.setattr(vision, "POOL_MIN_FILES", 1)
-    monkeypatch.setattr(vision, "CHUNK_FILES", 2)
-    monkeypatch.setattr(vision, "usable_cores", lambda: 2)
+    monkeypatch.setattr(image_folders, "POOL_MIN_FILES", 1)
+    monkeypatch.setattr(image_folders, "CHUNK_FILES", 2)
+    monkeypatch.setattr(image_folders, "usable_cores", lambda: 2)
     arrays, _ = read_image_folder(root)
     np.testing.assert_array_equal(arrays.images, expected.images)
 

@@ -9,7 +9,8 @@ import numpy as np
 import torch
 
 from trainlab.data.base import DATASETS, FIXED_SHAPES, ImageArrays, ImageDataset, cache_root, data_root, dataset_shape
-from trainlab.data import vision  # noqa: F401  (registers the image datasets)
+from trainlab.data import image_folders  # noqa: F401  (registers image_folder)
+from trainlab.data import vision  # noqa: F401  (registers cifar10 and digits)
 from trainlab.data import mnist  # noqa: F401  (registers mnist)
 from trainlab.data import memory  # noqa: F401  (registers in_memory: arrays handed to trainlab.fit)
 from trainlab.data import text  # noqa: F401  (registers emotion)

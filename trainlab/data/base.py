@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from trainlab.errors import DataWarning
+from trainlab.errors import DataWarning, UsageError
 from trainlab.registry import Registry
 
 DATASETS = Registry("datasets")
@@ -83,3 +83,14 @@ def data_root() -> Path:
 def cache_root() -> Path:
     """Where decoded arrays are cached: $TRAINLAB_CACHE, default ~/.cache/trainlab/arrays."""
     return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "trainlab" / "arrays").expanduser()
+
+
+def dataset_folder(root: str) -> Path:
+    """A dataset's `root` as given (relative to the working directory), else under `data_root()`: the one rule for
+    where a dataset folder is."""
+    path = Path(root).expanduser()
+    candidates = [path] if path.is_absolute() else [Path.cwd() / path, data_root() / path]
+    for candidate in candidates:
+        if candidate.exists():
+            return candidate.resolve()
+    raise UsageError(f"dataset folder '{root}' not found: looked for {' and '.join(map(str, candidates))}")

@@ -14,9 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from trainlab.data.base import DATA_ENV, DATASETS, SPLIT_INPUTS, ImageArrays, ImageDataset, data_root
+from trainlab.data.base import DATA_ENV, DATASETS, SPLIT_INPUTS, ImageArrays, ImageDataset, data_root, dataset_folder
 from trainlab.data.download import download
-from trainlab.data.vision import _resolve_root  # the one rule for where a dataset `root` is
 from trainlab.errors import DataError, UsageError
 
 # Tried in order; each holds the four published .gz files.
@@ -171,7 +170,7 @@ def mnist(root: str | None = None, *, test_only: bool = False) -> ImageDataset:
     t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte, each plain or .gz, and checks each
     against the MD5 of the published decompressed file.
     """
-    folder = _resolve_root(root) if root is not None else data_root() / "mnist"
+    folder = dataset_folder(root) if root is not None else data_root() / "mnist"
     found = {stem: _find(folder, stem) for stem in MNIST_IDX_MD5 if not (test_only and stem.startswith("train"))}
     missing = [stem for stem, path in found.items() if path is None]
     paths = {stem: path or _download(folder, stem, missing) for stem, path in found.items()}
