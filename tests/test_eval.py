@@ -12,7 +12,9 @@ from trainlab.config import load_config
 from trainlab.errors import DataError, UsageError
 from trainlab.evaluation.metrics import read_predictions
 from trainlab.experiment import run_experiment
-from trainlab.tools.evaluate import evaluate_run
+from trainlab.inference import Predictor
+from trainlab.run_folder import RunFolder
+from trainlab.tools.evaluate import evaluate_run, load_test_split
 
 TEST_FILES = ("predictions.csv", "confusion_matrix.csv", "confusion_matrix_normalized.csv", "confusion_matrix.png",
               "classification_report.txt", "classification_report.json", "mistakes.json", "mistakes.png")  # fmt: skip
@@ -80,6 +82,37 @@ def test_eval_refuses_keys_outside_data_naming_the_key(isolated):
         evaluate_run(folder, "best", ["optimizer.lr=0.1"])
     assert_user_error(trainlab("eval", str(folder), "epochs=5"), 2, "cannot override 'epochs'", "data.root=")
     assert not (folder / "evaluations").exists()
+
+
+def test_eval_with_test_time_augmentation_tests_the_same_weights_on_mirrored_copies(isolated):
+    folder = run("epochs=2", "optimizer.lr=0.01", "precision=fp32")
+    config_before = (folder / "config.yaml").read_text()
+    plain, mirrored = Predictor.from_run(folder), Predictor.from_run(folder, tta="flip")
+    images = torch.randn(6, *plain.preprocess.example().shape)
+    with torch.inference_mode():
+        expected = torch.softmax(0.5 * (plain.model(images) + plain.model(images.flip(-1))), dim=1)
+    assert torch.allclose(mirrored.probabilities(images), expected, atol=1e-5)
+    assert not torch.allclose(plain.probabilities(images), expected, atol=1e-3)
+
+    result = trainlab("eval", str(folder), "tta=flip")
+    assert result.returncode == 0, result.stderr
+    assert "test-time augmentation flip" in result.stdout
+    (record,) = json.loads((folder / "run.json").read_text())["evaluations"]
+    assert record["tta"] == "flip" and record["overrides"] == ["tta=flip"]
+    inputs, labels = prepared_test_split(folder)
+    assert record["test_acc"] == pytest.approx((mirrored.probabilities(inputs).argmax(1) == labels).float().mean().item())
+    assert (folder / "config.yaml").read_text() == config_before, "the run's config stays as it was trained"
+
+    assert_user_error(trainlab("eval", str(folder), "tta=rotate"), 2, "tta", "flip_translate")
+    assert len(json.loads((folder / "run.json").read_text())["evaluations"]) == 1
+
+
+def prepared_test_split(folder):
+    """The run's test inputs and labels, prepared as `eval` prepares them."""
+    config, _ = load_config(str(folder / "config.yaml"))
+    test, _ = load_test_split(RunFolder.open(folder), config, Predictor.from_run(folder))
+    batches = list(test)
+    return torch.cat([inputs for inputs, _ in batches]), torch.cat([labels for _, labels in batches])
 
 
 def test_moved_data_is_named_and_found_again_with_a_data_root_override(tmp_path):

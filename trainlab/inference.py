@@ -46,12 +46,13 @@ class Predictor:
 
     @classmethod
     def from_run(cls, run_dir: str | Path, checkpoint: str = "best", *, device: str = "auto",
-                 finished_only: bool = True, preprocess: Preprocess | None = None) -> Predictor:  # fmt: skip
+                 finished_only: bool = True, preprocess: Preprocess | None = None, tta: str | None = None) -> Predictor:  # fmt: skip
         """The run's model built from its saved config and preprocess.json, its `checkpoint` (best or last)
         loaded with weights_only=True, in eval mode on `device` (auto: a GPU when there is one).
 
         `finished_only` refuses a run that did not finish (interrupted, failed, died, still running); `preprocess`
-        stands in for the run's preprocess.json (a run folder of a trainlab that did not write one)."""
+        stands in for the run's preprocess.json (a run folder of a trainlab that did not write one); `tta` (none,
+        flip, flip_translate) replaces the test-time augmentation the run was trained with: it changes no weight."""
         if checkpoint not in CHECKPOINTS:
             raise UsageError(f"checkpoint '{checkpoint}': expected one of {', '.join(CHECKPOINTS)}")
         folder = RunFolder.open(Path(run_dir))
@@ -64,7 +65,7 @@ class Predictor:
             raise UsageError(f"{path} not found{hint}")
         state = load_checkpoint(path)
         check_model_file(state["config"]["model"]["name"], state.get("model_file"), folder.path)  # before it runs
-        config, _ = load_config(str(folder.path / "config.yaml"))
+        config, _ = load_config(str(folder.path / "config.yaml"), [f"tta={tta}"] if tta is not None else [])
         preprocess = preprocess or load_preprocess(folder.path)
         task = resolve_task(config, preprocess)
         placement = resolve_placement(device, config.precision, config.channels_last)

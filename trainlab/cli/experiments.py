@@ -224,13 +224,14 @@ def summary(
 
 @app.command("eval", cls=Command, epilog="""Examples:
   trainlab eval runs/task1-20261123-101500 --checkpoint last
-  trainlab eval runs/task1-20261123-101500 data.root=/new/place/cifar10-jpeg""")
+  trainlab eval runs/task1-20261123-101500 data.root=/new/place/cifar10-jpeg
+  trainlab eval runs/task1-20261123-101500 tta=flip_translate""")
 def evaluate(
     run_dir: Annotated[Path, typer.Argument(metavar="RUN_FOLDER", help="a run folder")],
-    overrides: Annotated[Optional[list[str]], typer.Argument(metavar="KEY=VALUE", help="data.* keys, for data that moved: data.root=/new/place, data.eval_batch_size=256", show_default=False)] = None,
+    overrides: Annotated[Optional[list[str]], typer.Argument(metavar="KEY=VALUE", help="data.* keys, for data that moved: data.root=/new/place, data.eval_batch_size=256; tta=none|flip|flip_translate, the test-time augmentation", show_default=False)] = None,
     checkpoint: Annotated[str, typer.Option(metavar="best|last", help="the checkpoint to test")] = "best",
 ) -> None:
-    """Test a run's checkpoint again, on its data or on data that moved.
+    """Test a run's checkpoint again, on its data or on data that moved, or with other test-time augmentation.
 
     The results go to RUN/evaluations/<checkpoint>-<time>/ and run.json's `evaluations`; the run's own test result stays as training recorded it."""
     from trainlab.tools.evaluate import evaluate_run
@@ -243,7 +244,8 @@ def evaluate(
     record = evaluation.record
     if hasattr(evaluation.results, "report_text"):  # a regression has no classification report
         console.print(evaluation.results.report_text(), highlight=False, soft_wrap=True, markup=False)
-    console.print(f"{evaluation.results.summary()} ({checkpoint} checkpoint, epoch {record['epoch']}) on {record['data_source']}",
+    augmented = f", test-time augmentation {record['tta']}" if record["tta"] != "none" else ""
+    console.print(f"{evaluation.results.summary()} ({checkpoint} checkpoint, epoch {record['epoch']}{augmented}) on {record['data_source']}",
                   highlight=False, soft_wrap=True, markup=False)  # fmt: skip
     console.print(f"results: {evaluation.path} (the run's own test result in run.json is unchanged)",
                   highlight=False, soft_wrap=True, markup=False)  # fmt: skip

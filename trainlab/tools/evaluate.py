@@ -44,18 +44,22 @@ def evaluate_run(run_dir: Path, checkpoint: str = "best", overrides: Sequence[st
 
     The test files go to RUN/evaluations/<checkpoint>-<stamp>/ and a record is appended to run.json's
     `evaluations`; what training recorded (test_acc, the run's own test files) stays as it was.
-    `overrides` are data.* keys only (data.root=... for data that moved): other keys change the experiment.
+    `overrides` are data.* keys (data.root=... for data that moved) and tta (test-time augmentation, which changes
+    no weight: tta=flip_translate tests the same checkpoint on mirrored and shifted copies too); other keys would
+    change the experiment.
     """
     folder = RunFolder.open(run_dir)
-    check_data_overrides(overrides)
+    check_data_overrides(overrides, also=("tta",))
+    tta = next((str(value) for key, value in map(parse_override, overrides) if key == ("tta",)), None)
     _recorded_evaluations(folder)  # a corrupt run.json stops here, before the work: it could not take the record
     config, _ = load_config(str(folder.path / "config.yaml"), list(overrides))
     preprocess = None
     if not (folder.path / PREPROCESS_JSON).is_file():  # a run of a trainlab before preprocess.json: derived from its data
         with _pointing_at_moved_data(folder, config, overrides):
             preprocess = load_data(config).preprocess
-    predictor = Predictor.from_run(folder.path, checkpoint, device=config.device, finished_only=False, preprocess=preprocess)
-    test, dataset = load_test_split(folder, config, predictor, overrides)
+    predictor = Predictor.from_run(folder.path, checkpoint, device=config.device, finished_only=False, preprocess=preprocess, tta=tta)
+    data_overrides = [text for text in overrides if parse_override(text)[0] != ("tta",)]
+    test, dataset = load_test_split(folder, config, predictor, data_overrides)
 
     now = dt.datetime.now().astimezone()
     target = _new_evaluation_folder(folder, checkpoint, now.strftime("%Y%m%d-%H%M%S"))
@@ -65,7 +69,7 @@ def evaluate_run(run_dir: Path, checkpoint: str = "best", overrides: Sequence[st
         shutil.rmtree(target, ignore_errors=True)  # no half-written evaluation left behind
         raise
     record = {
-        "checkpoint": checkpoint, "epoch": predictor.epoch, **results.run_fields(), "test_size": len(results.y_true),
+        "checkpoint": checkpoint, "epoch": predictor.epoch, "tta": config.tta, **results.run_fields(), "test_size": len(results.y_true),
         "data_source": dataset.source, "data_root": config.data.args.get("root"), "overrides": list(overrides),
         "path": target.relative_to(folder.path).as_posix(), "time": now.isoformat(timespec="seconds"),
     }  # fmt: skip
@@ -94,14 +98,16 @@ def _recorded_evaluations(folder: RunFolder) -> list:
     return read_evaluations(folder.path, missing_ok=True)
 
 
-def check_data_overrides(overrides: Sequence[str], command: str = "eval") -> None:
-    """Only data.* keys may change for a test: anything else would make it another experiment."""
+def check_data_overrides(overrides: Sequence[str], command: str = "eval", also: Sequence[str] = ()) -> None:
+    """Only data.* keys (and the top-level keys in `also`) may change for a test: anything else would make it
+    another experiment."""
     for text in overrides:
         key, _ = parse_override(text)
-        if key[0] != "data" or len(key) < 2:
+        if (key[0] != "data" or len(key) < 2) and ".".join(key) not in also:
+            allowed = "".join(f" and {name}" for name in also)
             raise UsageError(
                 f"trainlab {command}: cannot override '{'.'.join(key)}' ({text}): a run is tested with the config it was "
-                "trained with; only data.* keys may change, e.g. data.root=/new/place or data.eval_batch_size=256"
+                f"trained with; only data.* keys{allowed} may change, e.g. data.root=/new/place or data.eval_batch_size=256"
             )
 
 
