@@ -1,6 +1,8 @@
 """The benchmarks' result files: written whole, and one preset's seeds gathered from runs made at different times."""
 
 import json
+import shutil
+from pathlib import Path
 
 import pytest
 
@@ -98,3 +100,34 @@ def test_time_to_accuracy_add_refuses_a_run_whose_preset_has_changed_since(resul
     with pytest.raises(SystemExit, match="made with epochs: 10, but b now gives epochs: 12"):
         earlier_runs("tta", [], ["a"], [1], lambda preset, overrides: now[preset])
     assert earlier_runs("tta", [], ["b"], [0], lambda preset, overrides: now[preset]) == [runs[0], runs[2]]  # b runs again
+
+
+def test_retest_evaluates_each_seeds_run_once_with_the_overrides_and_scores_the_seeds(results, tmp_path, isolated):
+    from benchmarks import retest
+    from tests.conftest import TINY
+    from trainlab.config import load_config
+    from trainlab.experiment import run_experiment
+
+    runs = tmp_path / "runs"
+    for seed in (0, 1):
+        config, source = load_config(None, [*TINY, f"seed={seed}", f"output_dir={runs}", "precision=fp32"])
+        run_experiment(config, source)
+    recorded = {seed: json.loads((run / "run.json").read_text())["test_acc"] for seed, run in retest.runs_by_seed({"run_folders": str(runs)}).items()}
+    rows = [{"seed": seed, "test acc": acc} for seed, acc in recorded.items()]
+    common.save("preset-tiny", {"preset": "tiny", "overrides": [], "rows": rows, "run_folders": [str(runs)]})
+
+    summary = retest.retest("preset-tiny", ["tta=flip"])
+    assert [r["seed"] for r in summary["rows"]] == [0, 1]
+    for row in summary["rows"]:
+        (evaluation,) = retest.evaluations(Path(row["run"]))
+        assert evaluation["tta"] == "flip" and row["retest acc"] == evaluation["test_acc"]
+        assert row["recorded acc"] == recorded[row["seed"]]
+    assert summary["retest_acc_mean"] == pytest.approx(sum(r["retest acc"] for r in summary["rows"]) / 2)
+    assert json.loads((results / "preset-tiny-retest-tta-flip.json").read_text())["eval_overrides"] == ["tta=flip"]
+
+    again = retest.retest("preset-tiny", ["tta=flip"])  # the evaluations are there: nothing is tested twice
+    assert [r["eval s"] for r in again["rows"]] == [None, None] and again["rows"] == [{**r, "eval s": None} for r in summary["rows"]]
+    assert all(len(retest.evaluations(Path(r["run"]))) == 1 for r in again["rows"])
+    shutil.rmtree(summary["rows"][1]["run"])
+    with pytest.raises(SystemExit, match="seed 1's run folder is gone"):
+        retest.retest("preset-tiny", ["tta=flip"])
