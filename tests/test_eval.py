@@ -9,7 +9,7 @@ import torch
 from tests.conftest import TINY
 from tests.test_cli import assert_user_error, make_image_folder, trainlab
 from trainlab.config import load_config
-from trainlab.errors import DataError, UsageError
+from trainlab.errors import ConfigError, DataError, UsageError
 from trainlab.evaluation.metrics import read_predictions
 from trainlab.experiment import run_experiment
 from trainlab.inference import Predictor
@@ -170,6 +170,8 @@ def test_eval_needs_the_run_folder_and_the_test_split_alone(tmp_path, monkeypatc
     (emotion / "val.txt").unlink()
     recorded = json.loads((text_run / "run.json").read_text())["test_acc"]
     assert evaluate_run(text_run, "best").accuracy == pytest.approx(recorded)
+    with pytest.raises(ConfigError, match="tta: flip averages over mirrored and shifted images, but dataset 'emotion' gives no images"):
+        evaluate_run(text_run, "best", ["tta=flip"])  # texts have nothing to mirror: refused, not ignored
 
 
 TINY_TEXT_RUN = ["data.name=emotion", "data.batch_size=16", "epochs=2", "progress=false", "model.name=lstm_classifier",

@@ -104,6 +104,11 @@ def build_model(
             f"model '{name}' is built from {missing}, which dataset '{config.data.name}' does not give; "
             f"models for this data: {fitting}"
         )
+    if config.tta != "none" and "image_size" not in inputs:
+        raise ConfigError(
+            f"tta: {config.tta} averages over mirrored and shifted images, but dataset '{config.data.name}' gives no "
+            "images; set tta: none"
+        )
     with as_config_error("model", name):
         model = MODELS.build(name, **{key: inputs[key] for key in MODELS.injected(name)}, **config.model.args)
     if is_user_model(name) and example is not None:
