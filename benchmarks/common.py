@@ -61,6 +61,12 @@ def earlier_results(name: str, overrides: list[str], config: dict | None = None)
     return earlier
 
 
+def run_folders(recorded: dict) -> list[str]:
+    """The temporary folders of a presets results file's runs: one path, or a list once --add gathered several."""
+    folders = recorded.get("run_folders", [])
+    return [folders] if isinstance(folders, str) else folders
+
+
 def refuse_a_changed_preset(name: str, recorded: dict, now: dict, preset: str = "the preset") -> None:
     """SystemExit naming the first field where a config that results file NAME recorded differs from what the preset
     gives now."""

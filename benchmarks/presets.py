@@ -24,7 +24,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from benchmarks.common import earlier_results, experiment_of, save, table, timed
+from benchmarks.common import earlier_results, experiment_of, run_folders, save, table, timed
 from trainlab.config import load_config
 from trainlab.data import DATASETS
 from trainlab.utils.machine import cpu_name
@@ -82,10 +82,9 @@ def earlier_runs(name: str, seeds: list[int], overrides: list[str], experiment: 
     old = earlier_results(name, overrides, experiment)
     if old is None:
         return NOTHING_EARLIER
-    folders = old.get("run_folders", [])
     machine = old.get("environment", {}).get("cpu", "unknown")  # rows from before each row named its CPU
     return {"rows": [{**r, "cpu": r.get("cpu", machine)} for r in old["rows"] if r["seed"] not in seeds],
-            "run_folders": [folders] if isinstance(folders, str) else folders,
+            "run_folders": run_folders(old),
             "commands": [*old.get("earlier_commands", []), old["command"]],
             "environments": [*old.get("earlier_environments", []), old.get("environment", {})]}
 

@@ -22,7 +22,8 @@ from pathlib import Path
 import yaml
 
 from benchmarks import common
-from benchmarks.common import save, table, timed
+from benchmarks.common import run_folders, save, table, timed
+from trainlab.run_records import read_evaluations
 
 
 def retest(name: str, overrides: list[str], again: bool = False) -> dict:
@@ -56,11 +57,6 @@ def retest(name: str, overrides: list[str], again: bool = False) -> dict:
     return summary
 
 
-def run_folders(recorded: dict) -> list[str]:
-    folders = recorded.get("run_folders", [])
-    return [folders] if isinstance(folders, str) else folders
-
-
 def runs_by_seed(recorded: dict) -> dict[int, Path]:
     """Each seed's run folder among the temporary folders a presets file recorded (the newest, if a seed ran twice)."""
     found: dict[int, Path] = {}
@@ -72,7 +68,7 @@ def runs_by_seed(recorded: dict) -> dict[int, Path]:
 
 
 def evaluations(run: Path) -> list[dict]:
-    return json.loads((run / "run.json").read_text()).get("evaluations", [])
+    return read_evaluations(run, missing_ok=True)
 
 
 def earlier_evaluation(run: Path, overrides: list[str]) -> dict | None:

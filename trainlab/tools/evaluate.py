@@ -50,14 +50,13 @@ def evaluate_run(run_dir: Path, checkpoint: str = "best", overrides: Sequence[st
     """
     folder = RunFolder.open(run_dir)
     check_data_overrides(overrides, also=("tta",))
-    tta = next((str(value) for key, value in map(parse_override, overrides) if key == ("tta",)), None)
     _recorded_evaluations(folder)  # a corrupt run.json stops here, before the work: it could not take the record
     config, _ = load_config(str(folder.path / "config.yaml"), list(overrides))
     preprocess = None
     if not (folder.path / PREPROCESS_JSON).is_file():  # a run of a trainlab before preprocess.json: derived from its data
         with _pointing_at_moved_data(folder, config, overrides):
             preprocess = load_data(config).preprocess
-    predictor = Predictor.from_run(folder.path, checkpoint, device=config.device, finished_only=False, preprocess=preprocess, tta=tta)
+    predictor = Predictor.from_run(folder.path, checkpoint, device=config.device, finished_only=False, preprocess=preprocess, tta=config.tta)
     data_overrides = [text for text in overrides if parse_override(text)[0] != ("tta",)]
     test, dataset = load_test_split(folder, config, predictor, data_overrides)
 
