@@ -7,8 +7,8 @@ frozen for good, compared on a subset in a few minutes each, through `trainlab.r
     TRAINLAB_DATA=/path/to/data python -m benchmarks.finetune_recipes --only preset frozen --label frozen-stages
 
 Every variant trains the preset's network and settings for 3 epochs on the same random `--train` training images
-(a tenth of them for validation) at `--size` pixels and tests the last weights on the same `--test` test images;
-only the `transfer:` section changes. Results: benchmarks/results/finetune_recipes[-<label>].json. Run it alone.
+(a tenth of them for validation) at `--size` pixels and tests the last weights on the same `--test` test images
+without test-time augmentation (`tta: none`, whatever the preset tests with); only the `transfer:` section changes. Results: benchmarks/results/finetune_recipes[-<label>].json. Run it alone.
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def main() -> None:
         accs, seconds = [], []
         for seed in args.seeds:
             took, run = timed(trainlab.run, PRESET, quiet=True, seed=seed, epochs=args.epochs, output_dir=out,
-                              progress=False, test_checkpoint="last", model={"input_size": args.size},
+                              progress=False, test_checkpoint="last", tta="none", model={"input_size": args.size},
                               data={"name": "in_memory", "key": key, "val_size": 0.1}, transfer=transfer)
             accs.append(run.record["test_acc"])
             seconds.append(took)
