@@ -8,7 +8,8 @@ frozen for good, compared on a subset in a few minutes each, through `trainlab.r
 
 Every variant trains the preset's network and settings for 3 epochs on the same random `--train` training images
 (a tenth of them for validation) at `--size` pixels and tests the last weights on the same `--test` test images
-without test-time augmentation (`tta: none`, whatever the preset tests with); only the `transfer:` section changes. Results: benchmarks/results/finetune_recipes[-<label>].json. Run it alone.
+without test-time augmentation (`tta: none`, whatever the preset tests with); only the `transfer:` section changes.
+Results: benchmarks/results/finetune_recipes[-<label>].json. Run it alone.
 """
 
 from __future__ import annotations
